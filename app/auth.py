@@ -1,0 +1,59 @@
+"""Who is calling: a tenant (the `apikey` header, mapped to its wallet) or the operator
+(`x-admin-api-key` equal to ADMIN_TOKEN)."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+
+from flask import request
+
+from app.state import state
+from shared.errors import Unauthorized
+from shared.models import DEFAULT_WALLET_ID
+from shared.services.tenancy import wallet_for_api_key
+
+ADMIN_HEADER = "x-admin-api-key"
+TENANT_HEADER = "apikey"
+
+TENANT_SECURITY = [{"apiKeyAuth": []}]
+ADMIN_SECURITY = [{"adminApiKeyAuth": []}]
+EITHER_SECURITY = TENANT_SECURITY + ADMIN_SECURITY
+
+SECURITY_SCHEMES = {
+    "apiKeyAuth": {"type": "apiKey", "in": "header", "name": TENANT_HEADER},
+    "adminApiKeyAuth": {"type": "apiKey", "in": "header", "name": ADMIN_HEADER},
+}
+
+
+def require_admin() -> None:
+    token = state().settings.admin_token
+    given = request.headers.get(ADMIN_HEADER)
+    if not given:
+        raise Unauthorized(f"Empty `{ADMIN_HEADER}` header provided")
+    if token is None or not hmac.compare_digest(given.encode(), token.encode()):
+        raise Unauthorized(f"Invalid Admin API key in header `{ADMIN_HEADER}`")
+
+
+def tenant_wallet_id() -> uuid.UUID:
+    app_state = state()
+    if not app_state.settings.api_key_enabled:
+        return DEFAULT_WALLET_ID
+    api_key = request.headers.get(TENANT_HEADER)
+    if api_key is None:
+        raise Unauthorized("ApiKey key is not provided")
+    if not api_key.strip():
+        raise Unauthorized(f"Empty `{TENANT_HEADER}` header provided")
+    with app_state.db.session() as session:
+        wallet_id = wallet_for_api_key(session, app_state.salt(session), api_key)
+    if wallet_id is None:
+        raise Unauthorized("Invalid API key")
+    return wallet_id
+
+
+def caller_wallet_id() -> uuid.UUID | None:
+    """The tenant's wallet, or None for the operator (who sends the admin header)."""
+    if ADMIN_HEADER in request.headers:
+        require_admin()
+        return None
+    return tenant_wallet_id()

@@ -1,0 +1,18 @@
+import marshmallow as ma
+
+from app.base import Schema, Timestamp, page_schema
+
+
+class WalletCreateSchema(Schema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128))
+    id = ma.fields.UUID()
+
+
+class WalletSchema(Schema):
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+    createdAt = Timestamp(attribute="created_at", required=True)
+    updatedAt = Timestamp(attribute="updated_at", required=True)
+
+
+WalletPageSchema = page_schema("WalletPageSchema", WalletSchema)

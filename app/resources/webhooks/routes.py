@@ -1,0 +1,81 @@
+"""A wallet's webhooks (tenant: the `apikey` header)."""
+
+from flask import Response
+from flask.views import MethodView
+
+from app.auth import TENANT_SECURITY, tenant_wallet_id
+from app.base import Blueprint, ProblemSchema, page
+from app.resources.webhooks.schemas import (
+    CreatedWebhookSchema,
+    RotatedSecretSchema,
+    WebhookCreateSchema,
+    WebhookPageSchema,
+)
+from app.state import state
+from shared.services import webhooks
+
+blp = Blueprint(
+    "webhooks", __name__, url_prefix="/events/webhooks", description="Wallet webhooks (tenant)"
+)
+
+
+@blp.route("")
+class Webhooks(MethodView):
+    @blp.doc(security=TENANT_SECURITY)
+    @blp.arguments(WebhookCreateSchema)
+    @blp.response(200, CreatedWebhookSchema)
+    @blp.alt_response(400, schema=ProblemSchema)
+    @blp.alt_response(401, schema=ProblemSchema)
+    @blp.alt_response(422, schema=ProblemSchema, description="Too many webhooks for the wallet")
+    def post(self, body):
+        """Register a webhook for the caller's wallet"""
+        wallet_id = tenant_wallet_id()
+        app_state = state()
+        with app_state.db.transaction() as session:
+            return webhooks.create_webhook(
+                session,
+                wallet_id,
+                body["url"],
+                body["customHeaders"],
+                body["eventTypes"],
+                app_state.settings.max_webhooks_per_wallet,
+            )
+
+    @blp.doc(security=TENANT_SECURITY)
+    @blp.response(200, WebhookPageSchema)
+    @blp.alt_response(401, schema=ProblemSchema)
+    def get(self):
+        """List the caller's webhooks"""
+        wallet_id = tenant_wallet_id()
+        with state().db.session() as session:
+            return page("WebhookNotificationPage", webhooks.list_webhooks(session, wallet_id))
+
+
+@blp.route("/<uuid:webhook_id>")
+class WebhookById(MethodView):
+    @blp.doc(security=TENANT_SECURITY)
+    @blp.response(200)
+    @blp.alt_response(401, schema=ProblemSchema)
+    @blp.alt_response(404, schema=ProblemSchema)
+    def delete(self, webhook_id):
+        """Delete a webhook; its unfinished deliveries are cancelled"""
+        wallet_id = tenant_wallet_id()
+        with state().db.transaction() as session:
+            webhooks.delete_webhook(session, wallet_id, webhook_id)
+        return Response(status=200)
+
+
+@blp.route("/<uuid:webhook_id>/rotate-secret")
+class WebhookSecret(MethodView):
+    @blp.doc(security=TENANT_SECURITY)
+    @blp.response(200, RotatedSecretSchema)
+    @blp.alt_response(401, schema=ProblemSchema)
+    @blp.alt_response(404, schema=ProblemSchema)
+    def post(self, webhook_id):
+        """Rotate the signing secret; the old one keeps signing for a grace period"""
+        wallet_id = tenant_wallet_id()
+        app_state = state()
+        with app_state.db.transaction() as session:
+            return webhooks.rotate_secret(
+                session, wallet_id, webhook_id, app_state.settings.secret_rotation_grace
+            )

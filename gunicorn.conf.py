@@ -1,0 +1,25 @@
+"""gunicorn settings for the `web` process: $PORT, $WEB_CONCURRENCY, migrations before serving."""
+
+import os
+
+from shared.logs import configure_logging
+from shared.migrate import prepare_database
+from shared.settings import settings_or_exit
+
+_settings = settings_or_exit()  # a bad variable stops the start with one clear line
+
+bind = f"0.0.0.0:{_settings.port}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "8"))
+timeout = 30
+graceful_timeout = 20
+accesslog = "-"
+# Method, path and status only: headers (apikey, tokens) and bodies never reach the log.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+
+
+def on_starting(server):
+    """Once, in the master, before workers fork: schema and default wallet are ready."""
+    configure_logging(_settings.log_level)
+    prepare_database(_settings)

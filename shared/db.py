@@ -1,0 +1,74 @@
+"""The SQLAlchemy engine and sessions, for PostgreSQL in production and SQLite when embedded."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(database_url: str, pool_size: int = 10) -> Engine:
+    if database_url.startswith("sqlite"):
+        _ensure_sqlite_folder(database_url)
+        engine = create_engine(database_url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _tune_sqlite)
+        return engine
+    return create_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # A dead database must answer 503 quickly, not hang the request.
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _ensure_sqlite_folder(database_url: str) -> None:
+    path = database_url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+
+
+def _tune_sqlite(dbapi_connection, _record) -> None:
+    # WAL lets the API read while a worker writes; the busy timeout makes writers queue up
+    # instead of failing, since web, worker and beat are separate processes on one file.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """An engine and its session factory; one per process."""
+
+    def __init__(self, database_url: str, pool_size: int = 10):
+        self.url = database_url
+        self.engine = make_engine(database_url, pool_size)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work is committed at the end of the block, or rolled back."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for reads; nothing is committed."""
+        with self._sessions() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,105 @@
+"""The outbound network guard: which addresses a delivery may connect to.
+
+The check runs on the address the socket actually connects to, after DNS resolution, so a host
+name that later resolves to 127.0.0.1 or a cloud metadata address is refused at delivery time.
+TLS verification is untouched: the certificate is still checked against the host name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+# Not covered by is_private/is_link_local but used for cloud metadata or carrier NAT.
+EXTRA_BLOCKED = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("192.0.0.0/24"))
+
+
+class BlockedDestination(NewConnectionError):
+    """The destination resolved only to addresses the guard refuses."""
+
+
+class AddressPolicy:
+    def __init__(self, allowed_networks=()):
+        self.allowed_networks = tuple(allowed_networks)
+
+    def permits(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if getattr(ip, "ipv4_mapped", None) is not None:
+            ip = ip.ipv4_mapped
+        if any(ip in network for network in self.allowed_networks):
+            return True
+        blocked = (
+            ip.is_loopback
+            or ip.is_private
+            or ip.is_link_local
+            or ip.is_multicast
+            or ip.is_reserved
+            or ip.is_unspecified
+            or any(ip in network for network in EXTRA_BLOCKED)
+        )
+        return not blocked
+
+
+def _guarded_socket(conn, policy: AddressPolicy):
+    host, port = conn._dns_host, conn.port
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    refused = []
+    last_error = None
+    for family, socktype, proto, _name, sockaddr in infos:
+        if not policy.permits(sockaddr[0]):
+            refused.append(sockaddr[0])
+            continue
+        sock = socket.socket(family, socktype, proto)
+        try:
+            for option in conn.socket_options or ():
+                sock.setsockopt(*option)
+            if conn.timeout is not None:
+                sock.settimeout(conn.timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    if last_error is not None:
+        raise last_error
+    raise BlockedDestination(
+        conn, f"refused by the network guard: {host} resolves to {', '.join(sorted(set(refused)))}"
+    )
+
+
+def _new_guarded_conn(conn, policy: AddressPolicy):
+    """`_new_conn` for urllib3 connections, raising urllib3's own errors."""
+    try:
+        return _guarded_socket(conn, policy)
+    except BlockedDestination:
+        raise
+    except socket.gaierror as exc:
+        raise NameResolutionError(conn.host, conn, exc) from exc
+    except TimeoutError as exc:
+        raise ConnectTimeoutError(conn, f"connection to {conn.host} timed out") from exc
+    except OSError as exc:
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {exc}") from exc
+
+
+def guarded_pool_classes(policy: AddressPolicy) -> dict:
+    """urllib3 pool classes whose connections go only where `policy` permits."""
+
+    class GuardedHTTPConnection(HTTPConnection):
+        def _new_conn(self):
+            return _new_guarded_conn(self, policy)
+
+    class GuardedHTTPSConnection(HTTPSConnection):
+        def _new_conn(self):
+            return _new_guarded_conn(self, policy)
+
+    class GuardedHTTPConnectionPool(HTTPConnectionPool):
+        ConnectionCls = GuardedHTTPConnection
+
+    class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+        ConnectionCls = GuardedHTTPSConnection
+
+    return {"http": GuardedHTTPConnectionPool, "https": GuardedHTTPSConnectionPool}

@@ -1,0 +1,56 @@
+"""Publishing a state change from Python: the function in-process producers call.
+
+    from shared.publishing import publish_event
+    publish_event(db, settings, wallet_id, "ConnectionUpdated", data, dispatch=send_deliveries)
+
+The event and its deliveries are committed first; only then are the tasks sent (`dispatch`,
+e.g. `worker.dispatch.send_deliveries`). Without a dispatcher, or when the broker is down, the
+deliveries wait for the next sweep: nothing committed is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import update
+
+from shared.db import Database
+from shared.models import Delivery
+from shared.services.events import PublishedEvent, record_event
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Dispatch = Callable[[Sequence[uuid.UUID]], None]
+
+
+def publish_event(
+    db: Database,
+    settings: Settings,
+    wallet_id: uuid.UUID,
+    event_type: str,
+    data: dict,
+    dispatch: Dispatch | None = None,
+) -> PublishedEvent:
+    with db.transaction() as session:
+        published = record_event(
+            session, settings, wallet_id, event_type, data, enqueued=dispatch is not None
+        )
+    if dispatch is not None and published.delivery_ids:
+        dispatch_or_leave_for_sweep(db, dispatch, published.delivery_ids)
+    return published
+
+
+def dispatch_or_leave_for_sweep(db: Database, dispatch: Dispatch, ids: Sequence[uuid.UUID]):
+    try:
+        dispatch(ids)
+    except Exception as exc:
+        log.warning(
+            "could not send %d delivery tasks (%s); the sweep will send them",
+            len(ids),
+            type(exc).__name__,
+        )
+        with db.transaction() as session:
+            session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=None))

@@ -1,0 +1,102 @@
+"""All outbound HTTP: one connection pool per process, an explicit timeout, no redirects.
+
+urllib3 is used directly (it is what requests is built on): its pool manager is thread-safe, so
+every worker thread shares warm connections, and its connection classes are where the network
+guard checks the address actually connected to.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from shared import __version__
+from shared.netguard import AddressPolicy, BlockedDestination, guarded_pool_classes
+from shared.settings import Settings
+
+USER_AGENT = f"cloud-agent-webhooks/{__version__}"
+MAX_RESPONSE_BYTES = 4096  # receivers' answers are not needed; read a little, then hang up
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class Sender:
+    def __init__(self, settings: Settings, maxsize: int = 64):
+        self.timeout = settings.webhook_timeout
+        self.https_only = settings.webhook_https_only
+        self.pool = urllib3.PoolManager(num_pools=256, maxsize=maxsize, block=False)
+        if settings.webhook_block_private_networks:
+            policy = AddressPolicy(settings.webhook_allowed_networks)
+            self.pool.pool_classes_by_scheme = guarded_pool_classes(policy)
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+        started = time.perf_counter()
+        if self.https_only and urlsplit(url).scheme != "https":
+            return SendResult(None, "refused: plain http is not allowed (WEBHOOK_HTTPS_ONLY)", 0.0)
+        try:
+            response = self.pool.urlopen(
+                "POST",
+                url,
+                body=body,
+                headers=headers,
+                timeout=urllib3.Timeout(total=self.timeout),
+                retries=False,
+                redirect=False,
+                preload_content=False,
+                assert_same_host=False,
+            )
+            try:
+                response.read(MAX_RESPONSE_BYTES)
+                if response.read(1):
+                    response.close()  # an unread body would poison the pooled connection
+            finally:
+                response.release_conn()
+            return SendResult(response.status, None, _elapsed_ms(started))
+        except Exception as exc:  # every failure is a failed attempt, described without the URL
+            return SendResult(None, describe_error(exc, self.timeout), _elapsed_ms(started))
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def describe_error(exc: Exception, timeout: float) -> str:
+    if isinstance(exc, BlockedDestination):
+        return str(exc).split(": ", 1)[-1]
+    if isinstance(exc, ConnectTimeoutError):
+        return f"timeout: could not connect within {timeout:g}s"
+    if isinstance(exc, ReadTimeoutError | TimeoutError):
+        return f"timeout: no response within {timeout:g}s"
+    if isinstance(exc, NameResolutionError):
+        return "DNS lookup failed"
+    if isinstance(exc, NewConnectionError):
+        reason = str(exc).rsplit("] ", 1)[-1] if "] " in str(exc) else "connection failed"
+        return f"connection failed: {reason}"
+    if isinstance(exc, SSLError):
+        return "TLS error"
+    if isinstance(exc, ProtocolError):
+        return "connection closed or reset before a response"
+    if isinstance(exc, HTTPError):
+        return f"HTTP error: {type(exc).__name__}"
+    return f"error: {type(exc).__name__}"

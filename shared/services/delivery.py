@@ -1,0 +1,182 @@
+"""One delivery attempt: claim the row, POST the stored bytes, record what happened.
+
+The claim is an atomic UPDATE committed before the HTTP call, so a duplicate task message finds
+nothing to claim, and the attempt count in the database, not Celery's retry counter, decides
+whether another attempt is allowed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from shared import signing
+from shared.db import Database
+from shared.models import Attempt, Delivery, Event, Webhook
+from shared.sender import USER_AGENT, Sender, SendResult
+from shared.settings import Settings
+from shared.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+DELIVERED, RETRY, FAILED, SKIPPED = "delivered", "retry", "failed", "skipped"
+# A retry message may run a moment before the time the database set (clock skew).
+DUE_SLACK = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: uuid.UUID
+    round: int
+    number: int
+    event_id: uuid.UUID
+    target: str
+    url: str
+    body: str
+    custom_headers: dict
+    secrets: tuple[str, ...]
+
+
+def claim(session: Session, settings: Settings, delivery_id: uuid.UUID, now: datetime):
+    row = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status == "pending",
+            Delivery.attempts < settings.max_attempts,
+            Delivery.next_attempt_at <= now + DUE_SLACK,
+        )
+        .values(
+            status="in_flight",
+            attempts=Delivery.attempts + 1,
+            lease_until=now + timedelta(seconds=settings.lease_seconds),
+            updated_at=now,
+        )
+        .returning(
+            Delivery.round,
+            Delivery.attempts,
+            Delivery.event_id,
+            Delivery.webhook_id,
+            Delivery.target,
+            Delivery.url,
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    round_, number, event_id, webhook_id, target, url = row
+    body = session.scalar(select(Event.body).where(Event.id == event_id))
+    headers, secrets = {}, ()
+    if target == "global":
+        if settings.global_webhook_api_key:
+            headers = {"Authorization": f"Bearer {settings.global_webhook_api_key}"}
+        if settings.global_webhook_secret:
+            secrets = (settings.global_webhook_secret,)
+    elif webhook_id is not None:
+        hook = session.execute(
+            select(
+                Webhook.custom_headers,
+                Webhook.secret,
+                Webhook.previous_secret,
+                Webhook.previous_secret_expires_at,
+            ).where(Webhook.id == webhook_id)
+        ).one()
+        headers = hook.custom_headers or {}
+        secrets = (hook.secret,)
+        if hook.previous_secret and hook.previous_secret_expires_at > now:
+            secrets += (hook.previous_secret,)
+    return Claim(delivery_id, round_, number, event_id, target, url, body, headers, secrets)
+
+
+def request_headers(claimed: Claim, timestamp: int, body: bytes) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    headers.update(claimed.custom_headers)
+    msg_id = str(claimed.event_id)
+    headers["webhook-id"] = msg_id
+    headers["webhook-timestamp"] = str(timestamp)
+    if claimed.secrets:
+        headers["webhook-signature"] = signing.signature_header(
+            claimed.secrets, msg_id, timestamp, body
+        )
+    return headers
+
+
+def record(
+    session: Session, settings: Settings, claimed: Claim, started: datetime, result: SendResult
+) -> str:
+    now = utcnow()
+    session.execute(
+        insert(Attempt).values(
+            delivery_id=claimed.id,
+            round=claimed.round,
+            number=claimed.number,
+            started_at=started,
+            duration_ms=result.duration_ms,
+            status_code=result.status_code,
+            error=result.error,
+        )
+    )
+    if result.ok:
+        outcome, values = DELIVERED, {"status": "delivered"}
+    elif claimed.number < settings.max_attempts:
+        next_at = now + timedelta(seconds=settings.webhook_retry_countdown)
+        outcome = RETRY
+        values = {"status": "pending", "next_attempt_at": next_at, "enqueued_at": now}
+    else:
+        outcome, values = FAILED, {"status": "failed"}
+    changed = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == claimed.id,
+            Delivery.status == "in_flight",
+            Delivery.round == claimed.round,
+            Delivery.attempts == claimed.number,
+        )
+        .values(
+            **values,
+            lease_until=None,
+            updated_at=now,
+            last_status_code=result.status_code,
+            last_error=result.error,
+        )
+    ).rowcount
+    # The row moved on without us (cancelled, or the sweep declared this attempt lost).
+    return outcome if changed else SKIPPED
+
+
+def attempt_delivery(db: Database, sender: Sender, settings: Settings, delivery_id) -> str:
+    """Run one attempt of a delivery; the outcome says whether to retry."""
+    started = utcnow()
+    with db.transaction() as session:
+        claimed = claim(session, settings, uuid.UUID(str(delivery_id)), started)
+    if claimed is None:
+        return SKIPPED
+    body = claimed.body.encode()
+    headers = request_headers(claimed, int(started.timestamp()), body)
+    result = sender.post(claimed.url, body, headers)
+    with db.transaction() as session:
+        outcome = record(session, settings, claimed, started, result)
+    if outcome == FAILED:
+        log.warning(
+            "delivery failed after %d attempts: delivery=%s event=%s target=%s url=%s last=%s",
+            claimed.number,
+            claimed.id,
+            claimed.event_id,
+            claimed.target,
+            redact_url(claimed.url),
+            result.error or f"HTTP {result.status_code}",
+        )
+    return outcome
+
+
+def redact_url(url: str) -> str:
+    """scheme://host/path: query strings and user info often carry tokens."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"

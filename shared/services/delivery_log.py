@@ -1,0 +1,90 @@
+"""The delivery log a tenant or the operator reads, and redelivery."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared.errors import Conflict, NotFound
+from shared.models import Attempt, Delivery
+from shared.timeutil import utcnow
+
+STATUSES = ("pending", "in_flight", "delivered", "failed", "cancelled")
+
+
+def _visible(query, wallet_id: uuid.UUID | None):
+    """Tenants see their wallet's webhooks' deliveries; the operator (None) sees all."""
+    if wallet_id is None:
+        return query
+    return query.where(Delivery.wallet_id == wallet_id, Delivery.target == "wallet")
+
+
+def list_deliveries(
+    session: Session,
+    wallet_id: uuid.UUID | None,
+    offset: int,
+    limit: int,
+    status: str | None = None,
+    webhook_id: uuid.UUID | None = None,
+    event_id: uuid.UUID | None = None,
+) -> tuple[list[Delivery], int]:
+    query = _visible(select(Delivery), wallet_id)
+    if status:
+        query = query.where(Delivery.status == status)
+    if webhook_id:
+        query = query.where(Delivery.webhook_id == webhook_id)
+    if event_id:
+        query = query.where(Delivery.event_id == event_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(
+        query.order_by(Delivery.created_at.desc(), Delivery.id).offset(offset).limit(limit)
+    ).all()
+    return list(rows), total
+
+
+def get_delivery(session: Session, wallet_id: uuid.UUID | None, delivery_id: uuid.UUID):
+    delivery = session.scalar(
+        _visible(select(Delivery), wallet_id).where(Delivery.id == delivery_id)
+    )
+    if delivery is None:
+        raise NotFound(f"There is no delivery with id {delivery_id}.")
+    return delivery
+
+
+def attempts_of(session: Session, delivery_id: uuid.UUID) -> list[Attempt]:
+    return list(
+        session.scalars(
+            select(Attempt)
+            .where(Attempt.delivery_id == delivery_id)
+            .order_by(Attempt.round, Attempt.number, Attempt.id)
+        )
+    )
+
+
+def redeliver(session: Session, wallet_id: uuid.UUID | None, delivery_id: uuid.UUID) -> Delivery:
+    """Start a fresh round of attempts with the same event id and bytes."""
+    delivery = get_delivery(session, wallet_id, delivery_id)
+    if delivery.target == "wallet" and delivery.webhook_id is None:
+        raise Conflict("The webhook of this delivery was deleted.")
+    if delivery.status not in ("delivered", "failed"):
+        raise Conflict(
+            f"The delivery is {delivery.status}; only a finished one can be redelivered."
+        )
+    now = utcnow()
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(
+            status="pending",
+            round=Delivery.round + 1,
+            attempts=0,
+            next_attempt_at=now,
+            enqueued_at=now,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    session.refresh(delivery)
+    return delivery

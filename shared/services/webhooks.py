@@ -1,0 +1,105 @@
+"""A wallet's webhooks: register, list, rotate the signing secret, delete."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared.errors import InvalidInput, NotFound, TooManyWebhooks
+from shared.event_types import EVENT_TYPES
+from shared.models import Delivery, Wallet, Webhook
+from shared.signing import generate_secret
+from shared.timeutil import utcnow
+from shared.validation import check_custom_headers, check_webhook_url
+
+UNFINISHED = ("pending", "in_flight")
+
+
+def create_webhook(
+    session: Session,
+    wallet_id: uuid.UUID,
+    url: str,
+    custom_headers: dict | None,
+    event_types: list[str] | None,
+    limit: int,
+) -> Webhook:
+    url = check_webhook_url(url)
+    headers = check_custom_headers(custom_headers)
+    event_types = check_event_types(event_types)
+    # Lock the wallet row so two concurrent registrations cannot both pass the limit.
+    session.execute(select(Wallet.id).where(Wallet.id == wallet_id).with_for_update())
+    count = session.scalar(
+        select(func.count()).select_from(Webhook).where(Webhook.wallet_id == wallet_id)
+    )
+    if count >= limit:
+        raise TooManyWebhooks(
+            "The maximum number of webhooks has been reached for the wallet: "
+            f"walletId={wallet_id}, limit={limit}"
+        )
+    webhook = Webhook(
+        id=uuid.uuid4(),
+        wallet_id=wallet_id,
+        url=url,
+        custom_headers=headers,
+        event_types=event_types,
+        secret=generate_secret(),
+        created_at=utcnow(),
+    )
+    session.add(webhook)
+    session.flush()
+    return webhook
+
+
+def check_event_types(event_types: list[str] | None) -> list[str] | None:
+    if event_types is None:
+        return None
+    unknown = [name for name in event_types if name not in EVENT_TYPES]
+    if unknown:
+        raise InvalidInput(
+            f"eventTypes: unknown {', '.join(map(repr, unknown))}; known: {', '.join(EVENT_TYPES)}"
+        )
+    return sorted(set(event_types))
+
+
+def list_webhooks(session: Session, wallet_id: uuid.UUID) -> list[Webhook]:
+    return list(
+        session.scalars(
+            select(Webhook)
+            .where(Webhook.wallet_id == wallet_id)
+            .order_by(Webhook.created_at, Webhook.id)
+        )
+    )
+
+
+def get_webhook(session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -> Webhook:
+    webhook = session.get(Webhook, webhook_id)
+    # Another wallet's webhook answers exactly as one that does not exist.
+    if webhook is None or webhook.wallet_id != wallet_id:
+        raise NotFound(f"There is no webhook with id {webhook_id}.")
+    return webhook
+
+
+def delete_webhook(session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -> None:
+    webhook = get_webhook(session, wallet_id, webhook_id)
+    now = utcnow()
+    session.execute(
+        update(Delivery)
+        .where(Delivery.webhook_id == webhook_id, Delivery.status.in_(UNFINISHED))
+        .values(status="cancelled", updated_at=now, last_error="webhook deleted")
+    )
+    session.delete(webhook)
+
+
+def rotate_secret(
+    session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID, grace_seconds: float
+) -> Webhook:
+    """A new signing secret; the old one keeps signing for `grace_seconds`."""
+    webhook = get_webhook(session, wallet_id, webhook_id)
+    webhook.previous_secret = webhook.secret
+    webhook.previous_secret_expires_at = utcnow() + timedelta(seconds=grace_seconds)
+    webhook.secret = generate_secret()
+    session.flush()
+    return webhook

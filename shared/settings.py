@@ -1,0 +1,204 @@
+"""Every setting of the service, read from the environment once, in this module.
+
+A bad value raises `SettingsError` naming the variable; entry points turn it into one line on
+stderr and a non-zero exit (`settings_or_exit`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+EMBEDDED_DATABASE_URL = "sqlite:///var/webhooks.db"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class SettingsError(ValueError):
+    """A variable has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int = 8080
+    api_prefix: str = "/cloud-agent"
+    database_url: str = EMBEDDED_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    admin_token: str | None = None
+    api_key_enabled: bool = True
+    api_key_salt: str | None = None
+    default_wallet_enabled: bool = True
+    default_wallet_auth_api_key: str | None = None
+    default_wallet_webhook_url: str | None = None
+    default_wallet_webhook_api_key: str | None = None
+    global_webhook_url: str | None = None
+    global_webhook_api_key: str | None = None
+    global_webhook_secret: str | None = None
+    webhook_retry_countdown: float = 5.0
+    webhook_max_retries: int = 2
+    webhook_timeout: float = 5.0
+    max_webhooks_per_wallet: int = 10
+    webhook_block_private_networks: bool = False
+    webhook_allowed_networks: tuple = ()
+    webhook_https_only: bool = False
+    secret_rotation_grace: float = 24 * 3600.0
+    sweep_interval: float = 5.0
+    delivery_stuck_after: float = 60.0
+    retention_days: int = 30
+    log_level: str = "INFO"
+
+    @property
+    def max_attempts(self) -> int:
+        return self.webhook_max_retries + 1
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long an attempt may stay in flight before the sweep calls it lost."""
+        return self.webhook_timeout + 30.0
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _text(env, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {value!r}")
+
+
+def _number(env, name, default, kind=float, minimum=0.0, maximum=None):
+    value = _text(env, name)
+    if value is None:
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise SettingsError(f"{name}: expected a number, got {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else "")
+        raise SettingsError(f"{name}: must be {bounds}, got {value!r}")
+    return number
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value is not None and not is_http_url(value):
+        raise SettingsError(f"{name}: must be an absolute http(s) URL, got {value!r}")
+    return value
+
+
+def is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    value = _text(env, "DATABASE_URL") or EMBEDDED_DATABASE_URL
+    # PaaS add-ons hand out postgres:// URLs; SQLAlchemy wants an explicit driver.
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg2://" + value[len(prefix) :]
+    if not (value.startswith("postgresql+") or value.startswith("sqlite")):
+        raise SettingsError(f"DATABASE_URL: expected postgresql://… or sqlite:///…, got {value!r}")
+    return value
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    value = _text(env, "REDIS_URL") or DEFAULT_REDIS_URL
+    if not value.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+        raise SettingsError(f"REDIS_URL: expected redis://host:port/db, got {value!r}")
+    return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple:
+    value = _text(env, name)
+    if value is None:
+        return ()
+    try:
+        return tuple(
+            ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip()
+        )
+    except ValueError as exc:
+        raise SettingsError(f"{name}: expected comma-separated CIDRs ({exc})") from None
+
+
+def _prefix(env: Mapping[str, str]) -> str:
+    value = env.get("API_PREFIX", "/cloud-agent").strip()
+    if value in ("", "/"):
+        return ""
+    if not value.startswith("/") or value.endswith("/") or " " in value:
+        raise SettingsError(f"API_PREFIX: expected a path like /cloud-agent, got {value!r}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from `env` (the process environment by default)."""
+    env = os.environ if env is None else env
+    secret = _text(env, "GLOBAL_WEBHOOK_SECRET")
+    if secret is not None and not secret.startswith("whsec_"):
+        raise SettingsError("GLOBAL_WEBHOOK_SECRET: expected a whsec_… secret")
+    return Settings(
+        port=_number(env, "PORT", 8080, int, 1, 65535),
+        api_prefix=_prefix(env),
+        database_url=_database_url(env),
+        redis_url=_redis_url(env),
+        admin_token=_text(env, "ADMIN_TOKEN"),
+        api_key_enabled=_bool(env, "API_KEY_ENABLED", True),
+        api_key_salt=_text(env, "API_KEY_SALT"),
+        default_wallet_enabled=_bool(env, "DEFAULT_WALLET_ENABLED", True),
+        default_wallet_auth_api_key=_text(env, "DEFAULT_WALLET_AUTH_API_KEY"),
+        default_wallet_webhook_url=_http_url(env, "DEFAULT_WALLET_WEBHOOK_URL"),
+        default_wallet_webhook_api_key=_text(env, "DEFAULT_WALLET_WEBHOOK_API_KEY"),
+        global_webhook_url=_http_url(env, "GLOBAL_WEBHOOK_URL"),
+        global_webhook_api_key=_text(env, "GLOBAL_WEBHOOK_API_KEY"),
+        global_webhook_secret=secret,
+        webhook_retry_countdown=_number(env, "WEBHOOK_RETRY_COUNTDOWN", 5.0, float, 0.0, 3600),
+        webhook_max_retries=_number(env, "WEBHOOK_MAX_RETRIES", 2, int, 0, 100),
+        webhook_timeout=_number(env, "WEBHOOK_TIMEOUT", 5.0, float, 0.1, 300),
+        max_webhooks_per_wallet=_number(env, "MAX_WEBHOOKS_PER_WALLET", 10, int, 1, 10_000),
+        webhook_block_private_networks=_bool(env, "WEBHOOK_BLOCK_PRIVATE_NETWORKS", False),
+        webhook_allowed_networks=_networks(env, "WEBHOOK_ALLOWED_NETWORKS"),
+        webhook_https_only=_bool(env, "WEBHOOK_HTTPS_ONLY", False),
+        secret_rotation_grace=_number(env, "WEBHOOK_SECRET_ROTATION_GRACE", 86400.0, float, 0),
+        sweep_interval=_number(env, "SWEEP_INTERVAL", 5.0, float, 0.1, 3600),
+        delivery_stuck_after=_number(env, "DELIVERY_STUCK_AFTER", 60.0, float, 1.0),
+        retention_days=_number(env, "RETENTION_DAYS", 30, int, 0),
+        log_level=(_text(env, "LOG_LEVEL") or "INFO").upper(),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return load_settings()
+
+
+def settings_or_exit() -> Settings:
+    """`get_settings()`, or one line on stderr naming the bad variable and exit status 2."""
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        print(f"cloud-agent-webhooks: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

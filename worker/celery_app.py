@@ -1,0 +1,52 @@
+"""The Celery application, configured from the shared settings.
+
+celery -A worker.celery_app worker     celery -A worker.celery_app beat
+"""
+
+from celery import Celery
+
+from shared.settings import settings_or_exit
+
+FIRST_QUEUE = "webhooks"
+RETRY_QUEUE = "webhooks.retry"
+
+settings = settings_or_exit()
+
+celery_app = Celery("cloud_agent_webhooks", broker=settings.redis_url, include=["worker.tasks"])
+# A message unacknowledged this long is handed to another worker. It must stay far above the
+# retry countdown plus the request timeout, or a held retry would run twice; lost work comes
+# back sooner through the database sweep anyway.
+VISIBILITY_TIMEOUT = 3600
+celery_app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    task_default_queue=FIRST_QUEUE,
+    worker_prefetch_multiplier=4,
+    worker_eta_task_limit=5000,
+    worker_enable_soft_shutdown_on_idle=True,
+    worker_soft_shutdown_timeout=10.0,
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 3,
+        "health_check_interval": 25,
+    },
+    visibility_timeout=VISIBILITY_TIMEOUT,
+    # The API must answer quickly even when Redis is down: the sweep sends what failed.
+    task_publish_retry_policy={
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+    },
+    beat_schedule={
+        "sweep": {"task": "webhooks.sweep", "schedule": settings.sweep_interval},
+        "purge": {"task": "webhooks.purge", "schedule": 3600.0},
+    },
+)

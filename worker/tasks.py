@@ -1,0 +1,92 @@
+"""Tasks: deliver one notification, sweep stuck deliveries, purge old events."""
+
+import logging
+import uuid
+
+from celery.exceptions import MaxRetriesExceededError, Reject
+from celery.signals import worker_process_init
+from sqlalchemy import update
+
+from shared.db import Database
+from shared.logs import configure_logging
+from shared.models import Delivery
+from shared.publishing import dispatch_or_leave_for_sweep
+from shared.sender import Sender
+from shared.services.delivery import RETRY, attempt_delivery
+from shared.services.sweep import purge, sweep
+from worker.celery_app import RETRY_QUEUE, celery_app, settings
+from worker.dispatch import DELIVER_TASK, send_deliveries
+
+log = logging.getLogger(__name__)
+configure_logging(settings.log_level)
+
+
+class _Resources:
+    """The database and HTTP pool of this worker process, made on first use (after any fork)."""
+
+    db = None
+    sender = None
+
+    @classmethod
+    def get(cls):
+        if cls.db is None:
+            cls.db = Database(settings.database_url, pool_size=32)
+            cls.sender = Sender(settings)
+        return cls.db, cls.sender
+
+
+@worker_process_init.connect
+def _reset_after_fork(**_):
+    _Resources.db = None
+    _Resources.sender = None
+
+
+@celery_app.task(name=DELIVER_TASK, bind=True, max_retries=settings.webhook_max_retries)
+def deliver(self, delivery_id: str) -> str:
+    db, sender = _Resources.get()
+    outcome = attempt_delivery(db, sender, settings, delivery_id)
+    if outcome != RETRY:
+        return outcome
+    try:
+        raise self.retry(
+            countdown=settings.webhook_retry_countdown,
+            max_retries=settings.webhook_max_retries,
+            queue=RETRY_QUEUE,
+        )
+    except MaxRetriesExceededError:
+        # Celery's counter ran out but the database allows another attempt (this message was
+        # re-sent by the sweep): leave the row pending for the sweep.
+        _leave_for_sweep(db, delivery_id)
+        return outcome
+    except Reject:
+        # The retry message could not be published (broker down); the sweep sends it later.
+        _leave_for_sweep(db, delivery_id)
+        raise
+
+
+def _leave_for_sweep(db: Database, delivery_id: str) -> None:
+    with db.transaction() as session:
+        session.execute(
+            update(Delivery).where(Delivery.id == uuid.UUID(delivery_id)).values(enqueued_at=None)
+        )
+
+
+@celery_app.task(name="webhooks.sweep")
+def sweep_deliveries() -> int:
+    db, _ = _Resources.get()
+    with db.transaction() as session:
+        ids = sweep(session, settings)
+    if ids:
+        dispatch_or_leave_for_sweep(db, send_deliveries, ids)
+        log.info("sweep re-sent %d deliveries", len(ids))
+    return len(ids)
+
+
+@celery_app.task(name="webhooks.purge")
+def purge_events() -> int:
+    db, _ = _Resources.get()
+    with db.transaction() as session:
+        removed = purge(session, settings)
+    if removed:
+        log.info("purged %d events older than %d days", removed, settings.retention_days)
+    return removed
