@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, json, request
+from flask import Flask, Response, json, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -32,7 +32,7 @@ def problem(status: int, type_: str, title: str, detail: str | None = None):
     if detail:
         body["detail"] = detail
     body["instance"] = f"error:instance:{uuid.uuid4()}"
-    return json.dumps(body), status, {"Content-Type": "application/json"}
+    return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
 def handle_service_error(exc: ServiceError):
@@ -53,11 +53,10 @@ def handle_http_exception(exc: HTTPException):
         return _request_problem(messages)
     type_, title = _HTTP_TYPES.get(status, (exc.name.replace(" ", ""), exc.name))
     detail = exc.description if status not in (404,) else None
-    headers = {}
+    response = problem(status, type_, title, detail)
     if status == 405 and getattr(exc, "valid_methods", None):
-        headers["Allow"] = ", ".join(exc.valid_methods)
-    body, status, content_type = problem(status, type_, title, detail)
-    return body, status, {**content_type, **headers}
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
 
 
 def _request_problem(messages: dict):

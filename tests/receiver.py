@@ -1,0 +1,93 @@
+"""A real HTTP receiver for tests: records every request and answers as each path is told."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.time() when the request arrived
+
+
+@dataclass
+class Behaviour:
+    statuses: list[int] = field(default_factory=list)  # answered in order, then `then`
+    then: int = 200
+    delay: float = 0.0  # seconds before answering
+    location: str | None = None
+
+
+class Receiver:
+    def __init__(self):
+        self.requests: list[Received] = []
+        self.behaviours: dict[str, Behaviour] = {}
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                status, behaviour = receiver._record(self.path, dict(self.headers), body)
+                if behaviour.delay:
+                    time.sleep(behaviour.delay)
+                self.send_response(status)
+                if behaviour.location:
+                    self.send_header("Location", behaviour.location)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def behave(self, path: str, **kwargs) -> None:
+        self.behaviours[path] = Behaviour(**kwargs)
+
+    def _record(self, path, headers, body):
+        with self._arrived:
+            self.requests.append(Received(path, headers, body, time.time()))
+            behaviour = self.behaviours.setdefault(path, Behaviour())
+            status = behaviour.statuses.pop(0) if behaviour.statuses else behaviour.then
+            self._arrived.notify_all()
+        return status, behaviour
+
+    def at(self, path: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def wait_for(self, path: str, count: int, timeout: float = 20.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while len([r for r in self.requests if r.path == path]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._arrived.wait(left)
+        return self.at(path)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
