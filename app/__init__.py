@@ -10,6 +10,7 @@ from flask_smorest import Api
 
 from app import errors
 from app.auth import SECURITY_SCHEMES
+from app.base import ProblemSchema
 from app.state import AppState
 from shared import __version__
 from shared.db import Database
@@ -18,6 +19,11 @@ from shared.publishing import Dispatch
 from shared.settings import Settings, settings_or_exit
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+class WebhooksApi(Api):
+    # Every documented error response, the default one included, is the contract's problem.
+    ERROR_SCHEMA = ProblemSchema
 
 
 def create_app(settings: Settings | None = None, dispatch: Dispatch | None = None) -> Flask:
@@ -55,7 +61,7 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
         settings=settings, db=Database(settings.database_url), dispatch=dispatch
     )
 
-    api = Api(app)
+    api = WebhooksApi(app)
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
     _register_resources(api, prefix)

@@ -5,7 +5,10 @@ from shared.event_types import EVENT_TYPES
 
 
 class WebhookCreateSchema(Schema):
-    url = ma.fields.String(required=True, metadata={"example": "http://localhost:9095"})
+    url = ma.fields.String(
+        required=True,
+        metadata={"example": "http://localhost:9095", "format": "uri", "maxLength": 2048},
+    )
     customHeaders = ma.fields.Dict(
         keys=ma.fields.String(), values=ma.fields.String(), allow_none=True, load_default=None
     )
