@@ -15,6 +15,7 @@ from app.state import AppState
 from shared import __version__
 from shared.db import Database
 from shared.logs import configure_logging
+from shared.metrics import MetricsRecorder
 from shared.publishing import Dispatch
 from shared.settings import Settings, settings_or_exit
 
@@ -58,7 +59,10 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
         },
     )
     app.extensions["cloud_agent_webhooks"] = AppState(
-        settings=settings, db=Database(settings.database_url), dispatch=dispatch
+        settings=settings,
+        db=Database(settings.database_url),
+        dispatch=dispatch,
+        metrics=MetricsRecorder(settings.redis_url),
     )
 
     api = WebhooksApi(app)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from shared.db import Database
+from shared.metrics import MetricsRecorder
 from shared.publishing import Dispatch
 from shared.services.bootstrap import api_key_salt
 from shared.settings import Settings
@@ -18,6 +19,7 @@ class AppState:
     settings: Settings
     db: Database
     dispatch: Dispatch | None
+    metrics: MetricsRecorder
     _salt: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import update
 
 from shared.db import Database
+from shared.metrics import MetricsRecorder
 from shared.models import Delivery
 from shared.services.events import PublishedEvent, record_event
 from shared.settings import Settings
@@ -33,6 +34,7 @@ def publish_event(
     event_type: str,
     data: dict,
     dispatch: Dispatch | None = None,
+    metrics: MetricsRecorder | None = None,
 ) -> PublishedEvent:
     with db.transaction() as session:
         published = record_event(
@@ -40,6 +42,8 @@ def publish_event(
         )
     if dispatch is not None and published.delivery_ids:
         dispatch_or_leave_for_sweep(db, dispatch, published.delivery_ids)
+    if metrics is not None:
+        metrics.event_published(event_type)
     return published
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from shared.db import Database
 from shared.logs import configure_logging
+from shared.metrics import MetricsRecorder
 from shared.models import Delivery
 from shared.publishing import dispatch_or_leave_for_sweep
 from shared.sender import Sender
@@ -26,12 +27,14 @@ class _Resources:
 
     db = None
     sender = None
+    metrics = None
 
     @classmethod
     def get(cls):
         if cls.db is None:
             cls.db = Database(settings.database_url, pool_size=32)
             cls.sender = Sender(settings)
+            cls.metrics = MetricsRecorder(settings.redis_url)
         return cls.db, cls.sender
 
 
@@ -44,7 +47,7 @@ def _reset_after_fork(**_):
 @celery_app.task(name=DELIVER_TASK, bind=True, max_retries=settings.webhook_max_retries)
 def deliver(self, delivery_id: str) -> str:
     db, sender = _Resources.get()
-    outcome = attempt_delivery(db, sender, settings, delivery_id)
+    outcome = attempt_delivery(db, sender, settings, delivery_id, _Resources.metrics)
     if outcome != RETRY:
         return outcome
     try:

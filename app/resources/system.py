@@ -1,16 +1,18 @@
 """Health of the service (no authentication)."""
 
 import marshmallow as ma
-from flask import jsonify
+from flask import Response, jsonify
 from flask.views import MethodView
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from app.base import Blueprint, ProblemSchema, Schema
 from app.errors import problem
 from app.state import state
 from shared import __version__
+from shared.metrics import ServiceCollector
 
-blp = Blueprint("system", __name__, url_prefix="/_system", description="Service health")
+blp = Blueprint("system", __name__, url_prefix="/_system", description="Service health and metrics")
 
 
 class HealthSchema(Schema):
@@ -31,3 +33,16 @@ class Health(MethodView):
                 503, "ServiceUnavailable", "Service Unavailable", "The database is unreachable."
             )
         return jsonify(version=__version__)
+
+
+@blp.route("/metrics")
+class Metrics(MethodView):
+    @blp.doc(
+        responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}}
+    )
+    def get(self):
+        """Metrics in the Prometheus text format"""
+        app_state = state()
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(ServiceCollector(app_state.metrics, app_state.db))
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

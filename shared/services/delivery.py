@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from shared import signing
 from shared.db import Database
+from shared.metrics import MetricsRecorder
 from shared.models import Attempt, Delivery, Event, Webhook
 from shared.sender import USER_AGENT, Sender, SendResult
 from shared.settings import Settings
@@ -149,7 +150,13 @@ def record(
     return outcome if changed else SKIPPED
 
 
-def attempt_delivery(db: Database, sender: Sender, settings: Settings, delivery_id) -> str:
+def attempt_delivery(
+    db: Database,
+    sender: Sender,
+    settings: Settings,
+    delivery_id,
+    metrics: MetricsRecorder | None = None,
+) -> str:
     """Run one attempt of a delivery; the outcome says whether to retry."""
     started = utcnow()
     with db.transaction() as session:
@@ -161,6 +168,9 @@ def attempt_delivery(db: Database, sender: Sender, settings: Settings, delivery_
     result = sender.post(claimed.url, body, headers)
     with db.transaction() as session:
         outcome = record(session, settings, claimed, started, result)
+    if metrics is not None:
+        ended = outcome if outcome in (DELIVERED, FAILED) else None
+        metrics.attempt_finished(result.duration_ms, ended)
     if outcome == FAILED:
         log.warning(
             "delivery failed after %d attempts: delivery=%s event=%s target=%s url=%s last=%s",

@@ -44,6 +44,7 @@ class Events(MethodView):
             body["type"],
             body["data"],
             dispatch=app_state.dispatch,
+            metrics=app_state.metrics,
         )
         # The stored bytes themselves: what the client sees is exactly what targets receive.
         return Response(published.body, status=202, mimetype="application/json")
