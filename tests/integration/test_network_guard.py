@@ -1,0 +1,67 @@
+"""WEBHOOK_BLOCK_PRIVATE_NETWORKS: checked on the address actually connected to."""
+
+import time
+
+import pytest
+
+from shared.sender import Sender
+from shared.settings import load_settings
+from tests.conftest import admin_headers, connection_event
+
+SERVICE_ENV = {"WEBHOOK_BLOCK_PRIVATE_NETWORKS": "true", "WEBHOOK_TIMEOUT": "1"}
+BODY = b'{"type":"x"}'
+HEADERS = {"Content-Type": "application/json"}
+
+
+def sender(**env) -> Sender:
+    return Sender(load_settings(env))
+
+
+def test_a_blocked_delivery_is_recorded_with_a_clear_error(client, tenant, receiver, worker):
+    # Registration accepts the URL (the check happens when connecting), then every attempt
+    # is refused before a byte is sent.
+    tenant.add_webhook(f"http://localhost:{receiver.port}/blocked")
+    event = tenant.publish("ConnectionUpdated", connection_event()).json
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        page = client.get(
+            f"/cloud-agent/events/deliveries?eventId={event['id']}", headers=admin_headers()
+        ).json
+        if page["contents"] and page["contents"][0]["status"] == "failed":
+            break
+        time.sleep(0.2)
+    delivery = page["contents"][0]
+    assert delivery["status"] == "failed"
+    assert "network guard" in delivery["lastError"]
+    assert "127.0.0.1" in delivery["lastError"]
+    assert receiver.at("/blocked") == []
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "169.254.169.254", "10.0.0.1", "192.168.1.1", "[::1]"]
+)
+def test_private_and_metadata_addresses_are_refused(host):
+    result = sender(WEBHOOK_BLOCK_PRIVATE_NETWORKS="true").post(
+        f"http://{host}:9/x", BODY, HEADERS
+    )
+    assert result.status_code is None
+    assert "network guard" in result.error
+
+
+def test_allowed_networks_are_exceptions(receiver):
+    allowed = sender(
+        WEBHOOK_BLOCK_PRIVATE_NETWORKS="true", WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8"
+    )
+    assert allowed.post(receiver.url("/allowed"), BODY, HEADERS).status_code == 200
+    assert len(receiver.at("/allowed")) == 1
+
+
+def test_the_guard_is_off_by_default(receiver):
+    assert sender().post(receiver.url("/open"), BODY, HEADERS).status_code == 200
+
+
+def test_https_only_refuses_plain_http(receiver):
+    result = sender(WEBHOOK_HTTPS_ONLY="true").post(receiver.url("/plain"), BODY, HEADERS)
+    assert result.status_code is None
+    assert "WEBHOOK_HTTPS_ONLY" in result.error
+    assert receiver.at("/plain") == []
