@@ -1,6 +1,7 @@
 """Tasks: deliver one notification, sweep stuck deliveries, purge old events."""
 
 import logging
+import random
 import uuid
 
 from celery.exceptions import MaxRetriesExceededError, Reject
@@ -13,8 +14,9 @@ from shared.metrics import MetricsRecorder
 from shared.models import Delivery
 from shared.publishing import dispatch_or_leave_for_sweep
 from shared.sender import Sender
-from shared.services.delivery import RETRY, attempt_delivery
+from shared.services.delivery import DEFERRED, RETRY, attempt_delivery
 from shared.services.sweep import purge, sweep
+from shared.throttle import ReceiverLimiter
 from worker.celery_app import RETRY_QUEUE, celery_app, settings
 from worker.dispatch import DELIVER_TASK, send_deliveries
 
@@ -28,6 +30,7 @@ class _Resources:
     db = None
     sender = None
     metrics = None
+    limiter = None
 
     @classmethod
     def get(cls):
@@ -35,6 +38,9 @@ class _Resources:
             cls.db = Database(settings.database_url, pool_size=32)
             cls.sender = Sender(settings)
             cls.metrics = MetricsRecorder(settings.redis_url)
+            cls.limiter = ReceiverLimiter(
+                settings.redis_url, settings.max_in_flight_per_receiver, settings.lease_seconds
+            )
         return cls.db, cls.sender
 
 
@@ -44,10 +50,29 @@ def _reset_after_fork(**_):
     _Resources.sender = None
 
 
+def _deferral_delay(deferrals: int) -> float:
+    """Back off while a receiver is saturated, with jitter so put-back work spreads out."""
+    return min(30.0, 0.5 * 2**deferrals) * (0.75 + random.random() / 2)
+
+
 @celery_app.task(name=DELIVER_TASK, bind=True, max_retries=settings.webhook_max_retries)
-def deliver(self, delivery_id: str) -> str:
+def deliver(self, delivery_id: str, deferrals: int = 0) -> str:
     db, sender = _Resources.get()
-    outcome = attempt_delivery(db, sender, settings, delivery_id, _Resources.metrics)
+    delay = _deferral_delay(deferrals)
+    outcome = attempt_delivery(
+        db, sender, settings, delivery_id, _Resources.metrics, _Resources.limiter, delay
+    )
+    if outcome == DEFERRED:
+        try:
+            deliver.apply_async(
+                args=[delivery_id],
+                kwargs={"deferrals": deferrals + 1},
+                countdown=delay,
+                queue=RETRY_QUEUE,
+            )
+        except Exception:
+            _leave_for_sweep(db, delivery_id)
+        return outcome
     if outcome != RETRY:
         return outcome
     try:

@@ -22,11 +22,13 @@ from shared.metrics import MetricsRecorder
 from shared.models import Attempt, Delivery, Event, Webhook
 from shared.sender import USER_AGENT, Sender, SendResult
 from shared.settings import Settings
+from shared.throttle import ReceiverLimiter
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 DELIVERED, RETRY, FAILED, SKIPPED = "delivered", "retry", "failed", "skipped"
+DEFERRED = "deferred"
 # A retry message may run a moment before the time the database set (clock skew).
 DUE_SLACK = timedelta(seconds=1)
 
@@ -150,22 +152,59 @@ def record(
     return outcome if changed else SKIPPED
 
 
+def defer(session: Session, claimed: Claim, seconds: float) -> None:
+    """Give the claim back without spending an attempt; the delivery is due again later."""
+    now = utcnow()
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == claimed.id,
+            Delivery.status == "in_flight",
+            Delivery.round == claimed.round,
+            Delivery.attempts == claimed.number,
+        )
+        .values(
+            status="pending",
+            attempts=Delivery.attempts - 1,
+            lease_until=None,
+            updated_at=now,
+            next_attempt_at=now + timedelta(seconds=seconds),
+            enqueued_at=now,
+        )
+    )
+
+
 def attempt_delivery(
     db: Database,
     sender: Sender,
     settings: Settings,
     delivery_id,
     metrics: MetricsRecorder | None = None,
+    limiter: ReceiverLimiter | None = None,
+    defer_seconds: float = 1.0,
 ) -> str:
-    """Run one attempt of a delivery; the outcome says whether to retry."""
+    """Run one attempt of a delivery; the outcome says whether to retry.
+
+    DEFERRED means the receiver already has its share of attempts running: the delivery is
+    due again in `defer_seconds`, with no attempt spent.
+    """
     started = utcnow()
     with db.transaction() as session:
         claimed = claim(session, settings, uuid.UUID(str(delivery_id)), started)
     if claimed is None:
         return SKIPPED
+    lease = limiter.acquire(claimed.url) if limiter is not None else None
+    if limiter is not None and lease is None:
+        with db.transaction() as session:
+            defer(session, claimed, defer_seconds)
+        return DEFERRED
     body = claimed.body.encode()
     headers = request_headers(claimed, int(started.timestamp()), body)
-    result = sender.post(claimed.url, body, headers)
+    try:
+        result = sender.post(claimed.url, body, headers)
+    finally:
+        if lease is not None:
+            limiter.release(claimed.url, lease)
     with db.transaction() as session:
         outcome = record(session, settings, claimed, started, result)
     if metrics is not None:
