@@ -133,14 +133,7 @@ def record(
     else:
         outcome, values = FAILED, {"status": "failed"}
     changed = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == claimed.id,
-            Delivery.status == "in_flight",
-            Delivery.round == claimed.round,
-            Delivery.attempts == claimed.number,
-        )
-        .values(
+        _still_claimed(claimed).values(
             **values,
             lease_until=None,
             updated_at=now,
@@ -152,18 +145,21 @@ def record(
     return outcome if changed else SKIPPED
 
 
+def _still_claimed(claimed: Claim):
+    """An UPDATE of the claimed row that matches only while this attempt still owns it."""
+    return update(Delivery).where(
+        Delivery.id == claimed.id,
+        Delivery.status == "in_flight",
+        Delivery.round == claimed.round,
+        Delivery.attempts == claimed.number,
+    )
+
+
 def defer(session: Session, claimed: Claim, seconds: float) -> None:
     """Give the claim back without spending an attempt; the delivery is due again later."""
     now = utcnow()
     session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == claimed.id,
-            Delivery.status == "in_flight",
-            Delivery.round == claimed.round,
-            Delivery.attempts == claimed.number,
-        )
-        .values(
+        _still_claimed(claimed).values(
             status="pending",
             attempts=Delivery.attempts - 1,
             lease_until=None,
