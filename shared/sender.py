@@ -84,15 +84,17 @@ def _elapsed_ms(started: float) -> float:
 def describe_error(exc: Exception, timeout: float) -> str:
     if isinstance(exc, BlockedDestination):
         return str(exc).split(": ", 1)[-1]
-    if isinstance(exc, ConnectTimeoutError):
-        return f"timeout: could not connect within {timeout:g}s"
-    if isinstance(exc, ReadTimeoutError | TimeoutError):
-        return f"timeout: no response within {timeout:g}s"
+    # urllib3 derives NameResolutionError from NewConnectionError, and that from
+    # ConnectTimeoutError: test the narrowest first.
     if isinstance(exc, NameResolutionError):
         return "DNS lookup failed"
     if isinstance(exc, NewConnectionError):
         reason = str(exc).rsplit("] ", 1)[-1] if "] " in str(exc) else "connection failed"
         return f"connection failed: {reason}"
+    if isinstance(exc, ConnectTimeoutError):
+        return f"timeout: could not connect within {timeout:g}s"
+    if isinstance(exc, ReadTimeoutError | TimeoutError):
+        return f"timeout: no response within {timeout:g}s"
     if isinstance(exc, SSLError):
         return "TLS error"
     if isinstance(exc, ProtocolError):

@@ -41,17 +41,13 @@ def test_a_blocked_delivery_is_recorded_with_a_clear_error(client, tenant, recei
     "host", ["127.0.0.1", "localhost", "169.254.169.254", "10.0.0.1", "192.168.1.1", "[::1]"]
 )
 def test_private_and_metadata_addresses_are_refused(host):
-    result = sender(WEBHOOK_BLOCK_PRIVATE_NETWORKS="true").post(
-        f"http://{host}:9/x", BODY, HEADERS
-    )
+    result = sender(WEBHOOK_BLOCK_PRIVATE_NETWORKS="true").post(f"http://{host}:9/x", BODY, HEADERS)
     assert result.status_code is None
     assert "network guard" in result.error
 
 
 def test_allowed_networks_are_exceptions(receiver):
-    allowed = sender(
-        WEBHOOK_BLOCK_PRIVATE_NETWORKS="true", WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8"
-    )
+    allowed = sender(WEBHOOK_BLOCK_PRIVATE_NETWORKS="true", WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8")
     assert allowed.post(receiver.url("/allowed"), BODY, HEADERS).status_code == 200
     assert len(receiver.at("/allowed")) == 1
 
