@@ -35,7 +35,9 @@ class _Resources:
     @classmethod
     def get(cls):
         if cls.db is None:
-            cls.db = Database(settings.database_url, pool_size=32)
+            # Threads hold a connection only to claim and to record, so fewer than the
+            # threads suffice; PostgreSQL allows ~100 connections across all processes.
+            cls.db = Database(settings.database_url, pool_size=16)
             cls.sender = Sender(settings)
             cls.metrics = MetricsRecorder(settings.redis_url)
             cls.limiter = ReceiverLimiter(
