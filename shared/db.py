@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -53,6 +53,7 @@ class Database:
         self.url = database_url
         self.engine = make_engine(database_url, pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_sqlite(self) -> bool:
@@ -63,6 +64,21 @@ class Database:
         """A session whose work is committed at the end of the block, or rolled back."""
         with self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def statements(self) -> Iterator[Connection]:
+        """A connection for work done in single statements, each atomic by itself.
+
+        On PostgreSQL each statement commits on its own (no BEGIN/COMMIT round trips: the
+        delivery hot path is one statement to claim and one to record); SQLite, which cannot
+        insert and update in one statement, gets one transaction for the block.
+        """
+        if self.is_sqlite:
+            with self.engine.begin() as connection:
+                yield connection
+        else:
+            with self._autocommit.connect() as connection:
+                yield connection
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from shared import signing
 from shared.db import Database
@@ -23,7 +23,7 @@ from shared.models import Attempt, Delivery, Event, Webhook
 from shared.sender import USER_AGENT, Sender, SendResult
 from shared.settings import Settings
 from shared.throttle import ReceiverLimiter
-from shared.timeutil import utcnow
+from shared.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,13 @@ class Claim:
     secrets: tuple[str, ...]
 
 
-def claim(session: Session, settings: Settings, delivery_id: uuid.UUID, now: datetime):
-    row = session.execute(
+def _from_webhook(column):
+    return select(column).where(Webhook.id == Delivery.webhook_id).scalar_subquery()
+
+
+def claim(conn: Connection, settings: Settings, delivery_id: uuid.UUID, now: datetime):
+    """Take the delivery for one attempt, and read all the attempt needs, in one statement."""
+    row = conn.execute(
         update(Delivery)
         .where(
             Delivery.id == delivery_id,
@@ -65,34 +70,29 @@ def claim(session: Session, settings: Settings, delivery_id: uuid.UUID, now: dat
             Delivery.round,
             Delivery.attempts,
             Delivery.event_id,
-            Delivery.webhook_id,
             Delivery.target,
             Delivery.url,
+            select(Event.body).where(Event.id == Delivery.event_id).scalar_subquery(),
+            _from_webhook(Webhook.custom_headers),
+            _from_webhook(Webhook.secret),
+            _from_webhook(Webhook.previous_secret),
+            _from_webhook(Webhook.previous_secret_expires_at),
         )
     ).one_or_none()
     if row is None:
         return None
-    round_, number, event_id, webhook_id, target, url = row
-    body = session.scalar(select(Event.body).where(Event.id == event_id))
+    round_, number, event_id, target, url, body, custom_headers, secret, previous, expires = row
     headers, secrets = {}, ()
     if target == "global":
         if settings.global_webhook_api_key:
             headers = {"Authorization": f"Bearer {settings.global_webhook_api_key}"}
         if settings.global_webhook_secret:
             secrets = (settings.global_webhook_secret,)
-    elif webhook_id is not None:
-        hook = session.execute(
-            select(
-                Webhook.custom_headers,
-                Webhook.secret,
-                Webhook.previous_secret,
-                Webhook.previous_secret_expires_at,
-            ).where(Webhook.id == webhook_id)
-        ).one()
-        headers = hook.custom_headers or {}
-        secrets = (hook.secret,)
-        if hook.previous_secret and hook.previous_secret_expires_at > now:
-            secrets += (hook.previous_secret,)
+    elif secret is not None:
+        headers = custom_headers or {}
+        secrets = (secret,)
+        if previous and expires is not None and as_utc(expires) > now:
+            secrets += (previous,)
     return Claim(delivery_id, round_, number, event_id, target, url, body, headers, secrets)
 
 
@@ -110,19 +110,18 @@ def request_headers(claimed: Claim, timestamp: int, body: bytes) -> dict[str, st
 
 
 def record(
-    session: Session, settings: Settings, claimed: Claim, started: datetime, result: SendResult
+    conn: Connection, settings: Settings, claimed: Claim, started: datetime, result: SendResult
 ) -> str:
+    """Store the attempt and move the delivery on, in one statement on PostgreSQL."""
     now = utcnow()
-    session.execute(
-        insert(Attempt).values(
-            delivery_id=claimed.id,
-            round=claimed.round,
-            number=claimed.number,
-            started_at=started,
-            duration_ms=result.duration_ms,
-            status_code=result.status_code,
-            error=result.error,
-        )
+    attempt = insert(Attempt).values(
+        delivery_id=claimed.id,
+        round=claimed.round,
+        number=claimed.number,
+        started_at=started,
+        duration_ms=result.duration_ms,
+        status_code=result.status_code,
+        error=result.error,
     )
     if result.ok:
         outcome, values = DELIVERED, {"status": "delivered"}
@@ -132,15 +131,18 @@ def record(
         values = {"status": "pending", "next_attempt_at": next_at, "enqueued_at": now}
     else:
         outcome, values = FAILED, {"status": "failed"}
-    changed = session.execute(
-        _still_claimed(claimed).values(
-            **values,
-            lease_until=None,
-            updated_at=now,
-            last_status_code=result.status_code,
-            last_error=result.error,
-        )
-    ).rowcount
+    move_on = _still_claimed(claimed).values(
+        **values,
+        lease_until=None,
+        updated_at=now,
+        last_status_code=result.status_code,
+        last_error=result.error,
+    )
+    if conn.dialect.name == "postgresql":
+        changed = conn.execute(move_on.add_cte(attempt.cte("attempt"))).rowcount
+    else:
+        conn.execute(attempt)
+        changed = conn.execute(move_on).rowcount
     # The row moved on without us (cancelled, or the sweep declared this attempt lost).
     return outcome if changed else SKIPPED
 
@@ -155,10 +157,10 @@ def _still_claimed(claimed: Claim):
     )
 
 
-def defer(session: Session, claimed: Claim, seconds: float) -> None:
+def defer(conn: Connection, claimed: Claim, seconds: float) -> None:
     """Give the claim back without spending an attempt; the delivery is due again later."""
     now = utcnow()
-    session.execute(
+    conn.execute(
         _still_claimed(claimed).values(
             status="pending",
             attempts=Delivery.attempts - 1,
@@ -185,14 +187,14 @@ def attempt_delivery(
     due again in `defer_seconds`, with no attempt spent.
     """
     started = utcnow()
-    with db.transaction() as session:
-        claimed = claim(session, settings, uuid.UUID(str(delivery_id)), started)
+    with db.statements() as conn:
+        claimed = claim(conn, settings, uuid.UUID(str(delivery_id)), started)
     if claimed is None:
         return SKIPPED
     lease = limiter.acquire(claimed.url) if limiter is not None else None
     if limiter is not None and lease is None:
-        with db.transaction() as session:
-            defer(session, claimed, defer_seconds)
+        with db.statements() as conn:
+            defer(conn, claimed, defer_seconds)
         return DEFERRED
     body = claimed.body.encode()
     headers = request_headers(claimed, int(started.timestamp()), body)
@@ -201,8 +203,8 @@ def attempt_delivery(
     finally:
         if lease is not None:
             limiter.release(claimed.url, lease)
-    with db.transaction() as session:
-        outcome = record(session, settings, claimed, started, result)
+    with db.statements() as conn:
+        outcome = record(conn, settings, claimed, started, result)
     if metrics is not None:
         ended = outcome if outcome in (DELIVERED, FAILED) else None
         metrics.attempt_finished(result.duration_ms, ended)
