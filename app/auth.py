@@ -11,7 +11,6 @@ from flask import request
 from app.state import state
 from shared.errors import Unauthorized
 from shared.models import DEFAULT_WALLET_ID
-from shared.services.tenancy import wallet_for_api_key
 
 ADMIN_HEADER = "x-admin-api-key"
 TENANT_HEADER = "apikey"
@@ -44,8 +43,7 @@ def tenant_wallet_id() -> uuid.UUID:
         raise Unauthorized("ApiKey key is not provided")
     if not api_key.strip():
         raise Unauthorized(f"Empty `{TENANT_HEADER}` header provided")
-    with app_state.db.session() as session:
-        wallet_id = wallet_for_api_key(session, app_state.salt(session), api_key)
+    wallet_id = app_state.wallet_for_api_key(api_key)
     if wallet_id is None:
         raise Unauthorized("Invalid API key")
     return wallet_id

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -11,7 +13,12 @@ from shared.db import Database
 from shared.metrics import MetricsRecorder
 from shared.publishing import Dispatch
 from shared.services.bootstrap import api_key_salt
+from shared.services.tenancy import wallet_for_api_key
 from shared.settings import Settings
+
+# How long a process trusts an API key it has checked. Every publish would otherwise pay a
+# database round trip for authentication; a removed key stops working within this time.
+API_KEY_CACHE_SECONDS = 5.0
 
 
 @dataclass
@@ -22,6 +29,7 @@ class AppState:
     metrics: MetricsRecorder
     _salt: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _known_keys: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)
 
     def salt(self, session) -> str:
         # The salt never changes once stored, so one read per process is enough.
@@ -30,6 +38,23 @@ class AppState:
                 if self._salt is None:
                     self._salt = api_key_salt(session, self.settings)
         return self._salt
+
+    def forget_api_keys(self) -> None:
+        """After a key or entity is removed: this process stops trusting keys at once."""
+        self._known_keys.clear()
+
+    def wallet_for_api_key(self, api_key: str) -> uuid.UUID | None:
+        now = time.monotonic()
+        known = self._known_keys.get(api_key)
+        if known is not None and known[1] > now:
+            return known[0]
+        with self.db.session() as session:
+            wallet_id = wallet_for_api_key(session, self.salt(session), api_key)
+        if wallet_id is not None:
+            if len(self._known_keys) > 10_000:
+                self._known_keys.clear()  # a crude bound; the cache refills itself
+            self._known_keys[api_key] = (wallet_id, now + API_KEY_CACHE_SECONDS)
+        return wallet_id
 
 
 def state() -> AppState:

@@ -61,8 +61,10 @@ class EntityById(MethodView):
     def delete(self, entity_id):
         """Delete an entity and its API keys"""
         require_admin()
-        with state().db.transaction() as session:
+        app_state = state()
+        with app_state.db.transaction() as session:
             tenancy.delete_entity(session, entity_id)
+        app_state.forget_api_keys()
         return Response(status=200)
 
 
@@ -95,4 +97,5 @@ class ApiKeys(MethodView):
         with app_state.db.transaction() as session:
             salt = app_state.salt(session)
             tenancy.unregister_api_key(session, salt, body["entityId"], body["apiKey"])
+        app_state.forget_api_keys()
         return Response(status=200)
