@@ -42,7 +42,7 @@ class Settings:
     webhook_max_retries: int = 2
     webhook_timeout: float = 5.0
     max_webhooks_per_wallet: int = 10
-    max_in_flight_per_receiver: int = 32
+    max_in_flight_per_receiver: int = 16
     webhook_block_private_networks: bool = False
     webhook_allowed_networks: tuple = ()
     webhook_https_only: bool = False
@@ -180,7 +180,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_timeout=_number(env, "WEBHOOK_TIMEOUT", 5.0, float, 0.1, 300),
         max_webhooks_per_wallet=_number(env, "MAX_WEBHOOKS_PER_WALLET", 10, int, 1, 10_000),
         max_in_flight_per_receiver=_number(
-            env, "WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER", 32, int, 1, 100_000
+            env, "WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER", 16, int, 1, 100_000
         ),
         webhook_block_private_networks=_bool(env, "WEBHOOK_BLOCK_PRIVATE_NETWORKS", False),
         webhook_allowed_networks=_networks(env, "WEBHOOK_ALLOWED_NETWORKS"),

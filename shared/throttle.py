@@ -1,67 +1,69 @@
-"""A cap on concurrent attempts per receiver, shared by every worker process through Redis.
+"""A cap on the worker threads one slow receiver may hold.
 
-A receiver that hangs holds a worker thread for the whole timeout of each attempt. Without a
-cap, one such receiver soon holds every thread and every other wallet's deliveries wait behind
-it. With the cap it holds at most `limit` threads; its other deliveries are put back for later
-without spending an attempt. Leases expire on their own, so a killed worker leaks nothing.
+A receiver that hangs holds a thread for the whole timeout of each attempt. Without a cap,
+one such receiver soon holds every thread of a worker and every other wallet's deliveries wait
+behind it. So once a receiver is known to be slow (an attempt took more than `slow_after`
+seconds, within the last `remember` seconds, or one is taking that long now) it may hold at
+most `limit` threads; its further deliveries are put back for later without spending an
+attempt. A fast receiver never meets the cap, however busy it is.
+
+Counted per worker process, in memory: nothing to leak when a worker dies, and no round trip
+on the hot path. With several worker processes each keeps its own threads free.
 """
 
 from __future__ import annotations
 
-import logging
+import threading
 import time
-import uuid
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
-
-import redis
-
-log = logging.getLogger(__name__)
-
-KEY_PREFIX = "cloud-agent-webhooks:inflight:"
-
-# KEYS[1] the receiver's lease set; ARGV: now, lease expiry, limit, token.
-_ACQUIRE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  return 0
-end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('EXPIRE', KEYS[1], math.ceil(ARGV[2] - ARGV[1]) + 1)
-return 1
-"""
 
 
 def receiver_key(url: str) -> str:
     parts = urlsplit(url)
-    return f"{KEY_PREFIX}{parts.scheme}://{parts.hostname}:{parts.port or ''}"
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
+
+
+@dataclass
+class _Receiver:
+    running: dict[object, float] = field(default_factory=dict)  # token -> start
+    slow_until: float = 0.0
 
 
 class ReceiverLimiter:
-    def __init__(self, redis_url: str, limit: int, lease_seconds: float):
-        self.redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, limit: int, slow_after: float = 1.0, remember: float = 30.0):
         self.limit = limit
-        self.lease_seconds = lease_seconds
-        self._acquire = self.redis.register_script(_ACQUIRE)
+        self.slow_after = slow_after
+        self.remember = remember
+        self._lock = threading.Lock()
+        self._receivers: dict[str, _Receiver] = {}
 
-    def acquire(self, url: str) -> str | None:
-        """A lease token, or None when the receiver already has `limit` attempts running.
-
-        If Redis cannot be asked, the attempt goes ahead: the cap protects latency, and must
-        never stop deliveries.
-        """
-        token = uuid.uuid4().hex
-        now = time.time()
-        try:
-            granted = self._acquire(
-                keys=[receiver_key(url)], args=[now, now + self.lease_seconds, self.limit, token]
-            )
-        except redis.RedisError as exc:
-            log.debug("receiver cap unavailable: %s", type(exc).__name__)
+    def acquire(self, url: str) -> object | None:
+        """A token to release after the attempt, or None when the receiver must wait."""
+        now = time.monotonic()
+        with self._lock:
+            receiver = self._receivers.setdefault(receiver_key(url), _Receiver())
+            if len(receiver.running) >= self.limit and self._is_slow(receiver, now):
+                return None
+            token = object()
+            receiver.running[token] = now
             return token
-        return token if granted else None
 
-    def release(self, url: str, token: str) -> None:
-        try:
-            self.redis.zrem(receiver_key(url), token)
-        except redis.RedisError:
-            pass  # the lease expires by itself
+    def release(self, url: str, token: object) -> None:
+        key = receiver_key(url)
+        now = time.monotonic()
+        with self._lock:
+            receiver = self._receivers.get(key)
+            if receiver is None:
+                return
+            started = receiver.running.pop(token, now)
+            if now - started > self.slow_after:
+                receiver.slow_until = now + self.remember
+            if not receiver.running and receiver.slow_until <= now:
+                del self._receivers[key]
+
+    def _is_slow(self, receiver: _Receiver, now: float) -> bool:
+        if receiver.slow_until > now:
+            return True
+        oldest = min(receiver.running.values(), default=now)
+        return now - oldest > self.slow_after

@@ -40,9 +40,7 @@ class _Resources:
             cls.db = Database(settings.database_url, pool_size=16)
             cls.sender = Sender(settings)
             cls.metrics = MetricsRecorder(settings.redis_url)
-            cls.limiter = ReceiverLimiter(
-                settings.redis_url, settings.max_in_flight_per_receiver, settings.lease_seconds
-            )
+            cls.limiter = ReceiverLimiter(settings.max_in_flight_per_receiver)
         return cls.db, cls.sender
 
 

@@ -34,8 +34,9 @@ def test_a_slow_receiver_does_not_delay_the_others(client, small_worker):
         healthy.add_webhook(fast.url("/fast"))
         for _ in range(8):
             assert sluggish.publish("ConnectionUpdated", connection_event()).status_code == 202
-        slow.wait_for("/slow", 2)
-        # Four worker threads, two of them busy with the slow receiver at most.
+        # The first attempts show the receiver is slow; from then on it holds two of the four
+        # worker threads at most, and the other wallet's event finds a free one.
+        slow.wait_for("/slow", 5, timeout=30)
         published = time.time()
         assert healthy.publish("ConnectionUpdated", connection_event()).status_code == 202
         (arrived,) = fast.wait_for("/fast", 1, timeout=10)
@@ -43,7 +44,8 @@ def test_a_slow_receiver_does_not_delay_the_others(client, small_worker):
 
         arrivals = [r.at for r in slow.wait_for("/slow", 8, timeout=60)]
         assert len(arrivals) == 8
-        assert overlapping(arrivals, SLOW_SECONDS) <= 2
+        # Once known to be slow (after the first four), never more than two at a time.
+        assert overlapping(arrivals[4:], SLOW_SECONDS) <= 2
         # Waiting for a free slot spent no attempt: each delivery took exactly one.
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
