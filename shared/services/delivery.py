@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from shared import signing
@@ -50,34 +50,48 @@ def _from_webhook(column):
     return select(column).where(Webhook.id == Delivery.webhook_id).scalar_subquery()
 
 
+# The hot-path statements are built once: building and hashing them on every call cost more
+# CPU than the database round trips themselves.
+_CLAIM = (
+    update(Delivery)
+    .where(
+        Delivery.id == bindparam("delivery_id"),
+        Delivery.status == "pending",
+        Delivery.attempts < bindparam("max_attempts"),
+        Delivery.next_attempt_at <= bindparam("due_by"),
+    )
+    .values(
+        status="in_flight",
+        attempts=Delivery.attempts + 1,
+        lease_until=bindparam("b_lease_until"),
+        updated_at=bindparam("now"),
+    )
+    .returning(
+        Delivery.round,
+        Delivery.attempts,
+        Delivery.event_id,
+        Delivery.target,
+        Delivery.url,
+        select(Event.body).where(Event.id == Delivery.event_id).scalar_subquery(),
+        _from_webhook(Webhook.custom_headers),
+        _from_webhook(Webhook.secret),
+        _from_webhook(Webhook.previous_secret),
+        _from_webhook(Webhook.previous_secret_expires_at),
+    )
+)
+
+
 def claim(conn: Connection, settings: Settings, delivery_id: uuid.UUID, now: datetime):
     """Take the delivery for one attempt, and read all the attempt needs, in one statement."""
     row = conn.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            Delivery.status == "pending",
-            Delivery.attempts < settings.max_attempts,
-            Delivery.next_attempt_at <= now + DUE_SLACK,
-        )
-        .values(
-            status="in_flight",
-            attempts=Delivery.attempts + 1,
-            lease_until=now + timedelta(seconds=settings.lease_seconds),
-            updated_at=now,
-        )
-        .returning(
-            Delivery.round,
-            Delivery.attempts,
-            Delivery.event_id,
-            Delivery.target,
-            Delivery.url,
-            select(Event.body).where(Event.id == Delivery.event_id).scalar_subquery(),
-            _from_webhook(Webhook.custom_headers),
-            _from_webhook(Webhook.secret),
-            _from_webhook(Webhook.previous_secret),
-            _from_webhook(Webhook.previous_secret_expires_at),
-        )
+        _CLAIM,
+        {
+            "delivery_id": delivery_id,
+            "max_attempts": settings.max_attempts,
+            "due_by": now + DUE_SLACK,
+            "b_lease_until": now + timedelta(seconds=settings.lease_seconds),
+            "now": now,
+        },
     ).one_or_none()
     if row is None:
         return None
@@ -109,67 +123,95 @@ def request_headers(claimed: Claim, timestamp: int, body: bytes) -> dict[str, st
     return headers
 
 
+# An UPDATE of the claimed row that matches only while this attempt still owns it.
+_STILL_CLAIMED = update(Delivery).where(
+    Delivery.id == bindparam("b_delivery_id"),
+    Delivery.status == "in_flight",
+    Delivery.round == bindparam("b_round"),
+    Delivery.attempts == bindparam("b_number"),
+)
+_ATTEMPT = insert(Attempt).values(
+    delivery_id=bindparam("b_delivery_id"),
+    round=bindparam("b_round"),
+    number=bindparam("b_number"),
+    started_at=bindparam("b_started_at"),
+    duration_ms=bindparam("b_duration_ms"),
+    status_code=bindparam("b_status_code"),
+    error=bindparam("b_error"),
+)
+_OUTCOME_VALUES = {
+    DELIVERED: {"status": "delivered"},
+    FAILED: {"status": "failed"},
+    RETRY: {
+        "status": "pending",
+        "next_attempt_at": bindparam("retry_at"),
+        "enqueued_at": bindparam("b_now"),
+    },
+}
+_MOVE_ON = {
+    outcome: _STILL_CLAIMED.values(
+        **values,
+        lease_until=None,
+        updated_at=bindparam("b_now"),
+        last_status_code=bindparam("b_status_code"),
+        last_error=bindparam("b_error"),
+    )
+    for outcome, values in _OUTCOME_VALUES.items()
+}
+# PostgreSQL inserts the attempt in a CTE of the update: one statement, one round trip.
+_MOVE_ON_WITH_ATTEMPT = {
+    outcome: statement.add_cte(_ATTEMPT.cte("attempt")) for outcome, statement in _MOVE_ON.items()
+}
+_DEFER = _STILL_CLAIMED.values(
+    status="pending",
+    attempts=Delivery.attempts - 1,
+    lease_until=None,
+    updated_at=bindparam("b_now"),
+    next_attempt_at=bindparam("retry_at"),
+    enqueued_at=bindparam("b_now"),
+)
+
+
+def _claim_params(claimed: Claim) -> dict:
+    return {"b_delivery_id": claimed.id, "b_round": claimed.round, "b_number": claimed.number}
+
+
 def record(
     conn: Connection, settings: Settings, claimed: Claim, started: datetime, result: SendResult
 ) -> str:
     """Store the attempt and move the delivery on, in one statement on PostgreSQL."""
     now = utcnow()
-    attempt = insert(Attempt).values(
-        delivery_id=claimed.id,
-        round=claimed.round,
-        number=claimed.number,
-        started_at=started,
-        duration_ms=result.duration_ms,
-        status_code=result.status_code,
-        error=result.error,
-    )
     if result.ok:
-        outcome, values = DELIVERED, {"status": "delivered"}
+        outcome = DELIVERED
     elif claimed.number < settings.max_attempts:
-        next_at = now + timedelta(seconds=settings.webhook_retry_countdown)
         outcome = RETRY
-        values = {"status": "pending", "next_attempt_at": next_at, "enqueued_at": now}
     else:
-        outcome, values = FAILED, {"status": "failed"}
-    move_on = _still_claimed(claimed).values(
-        **values,
-        lease_until=None,
-        updated_at=now,
-        last_status_code=result.status_code,
-        last_error=result.error,
-    )
+        outcome = FAILED
+    params = {
+        **_claim_params(claimed),
+        "b_started_at": started,
+        "b_duration_ms": result.duration_ms,
+        "b_status_code": result.status_code,
+        "b_error": result.error,
+        "b_now": now,
+        "retry_at": now + timedelta(seconds=settings.webhook_retry_countdown),
+    }
+    if outcome != RETRY:
+        del params["retry_at"]
     if conn.dialect.name == "postgresql":
-        changed = conn.execute(move_on.add_cte(attempt.cte("attempt"))).rowcount
+        changed = conn.execute(_MOVE_ON_WITH_ATTEMPT[outcome], params).rowcount
     else:
-        conn.execute(attempt)
-        changed = conn.execute(move_on).rowcount
+        conn.execute(_ATTEMPT, params)
+        changed = conn.execute(_MOVE_ON[outcome], params).rowcount
     # The row moved on without us (cancelled, or the sweep declared this attempt lost).
     return outcome if changed else SKIPPED
-
-
-def _still_claimed(claimed: Claim):
-    """An UPDATE of the claimed row that matches only while this attempt still owns it."""
-    return update(Delivery).where(
-        Delivery.id == claimed.id,
-        Delivery.status == "in_flight",
-        Delivery.round == claimed.round,
-        Delivery.attempts == claimed.number,
-    )
 
 
 def defer(conn: Connection, claimed: Claim, seconds: float) -> None:
     """Give the claim back without spending an attempt; the delivery is due again later."""
     now = utcnow()
-    conn.execute(
-        _still_claimed(claimed).values(
-            status="pending",
-            attempts=Delivery.attempts - 1,
-            lease_until=None,
-            updated_at=now,
-            next_attempt_at=now + timedelta(seconds=seconds),
-            enqueued_at=now,
-        )
-    )
+    params = {**_claim_params(claimed), "b_now": now}
+    conn.execute(_DEFER, {**params, "retry_at": now + timedelta(seconds=seconds)})
 
 
 def attempt_delivery(
