@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(database_url: str, pool_size: int = 10) -> Engine:
+def make_engine(database_url: str, pool_size: int = 10, pre_ping: bool = True) -> Engine:
     if database_url.startswith("sqlite"):
         _ensure_sqlite_folder(database_url)
         engine = create_engine(database_url, connect_args={"timeout": 30})
@@ -21,7 +21,8 @@ def make_engine(database_url: str, pool_size: int = 10) -> Engine:
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
+        pool_recycle=300,
         # A dead database must answer 503 quickly, not hang the request.
         connect_args={"connect_timeout": 5},
     )
@@ -49,9 +50,9 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
 class Database:
     """An engine and its session factory; one per process."""
 
-    def __init__(self, database_url: str, pool_size: int = 10):
+    def __init__(self, database_url: str, pool_size: int = 10, pre_ping: bool = True):
         self.url = database_url
-        self.engine = make_engine(database_url, pool_size)
+        self.engine = make_engine(database_url, pool_size, pre_ping)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 

@@ -1,13 +1,16 @@
 """Metrics that stay correct when web and workers are separate processes on separate machines.
 
 Counters and the attempt-latency histogram are kept in Redis (every process adds to the same
-hashes); the pending gauges are read from the database at scrape time. Recording never fails
-a delivery or a publish: a Redis error only costs the sample.
+hashes); the pending gauges are read from the database at scrape time. Each process sums its
+samples in memory and adds them to Redis once a second, so recording costs no round trip on
+the hot path. Recording never fails a delivery or a publish: a Redis error only costs samples.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -33,31 +36,63 @@ def _bucket(seconds: float) -> str:
 
 
 class MetricsRecorder:
+    FLUSH_SECONDS = 1.0
+
     def __init__(self, redis_url: str):
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+        self._lock = threading.Lock()
+        self._pending = {EVENTS: Counter(), OUTCOMES: Counter(), BUCKETS: Counter()}
+        self._latency_sum = 0.0
+        self._flusher: threading.Thread | None = None
 
     def event_published(self, event_type: str) -> None:
-        self._safely(lambda pipe: pipe.hincrby(EVENTS, event_type, 1))
+        with self._lock:
+            self._pending[EVENTS][event_type] += 1
+        self._ensure_flusher()
 
     def attempt_finished(self, duration_ms: float, outcome: str | None) -> None:
         """One attempt took `duration_ms`; `outcome` is set when the delivery ended."""
         seconds = duration_ms / 1000
-
-        def record(pipe):
-            pipe.hincrby(BUCKETS, _bucket(seconds), 1)
-            pipe.hincrbyfloat(LATENCY, "sum", seconds)
+        with self._lock:
+            self._pending[BUCKETS][_bucket(seconds)] += 1
+            self._latency_sum += seconds
             if outcome:
-                pipe.hincrby(OUTCOMES, outcome, 1)
+                self._pending[OUTCOMES][outcome] += 1
+        self._ensure_flusher()
 
-        self._safely(record)
-
-    def _safely(self, commands) -> None:
+    def flush(self) -> None:
+        """Add what this process counted since the last flush to the shared totals."""
+        with self._lock:
+            pending, self._pending = self._pending, {key: Counter() for key in self._pending}
+            latency, self._latency_sum = self._latency_sum, 0.0
+        if not any(pending.values()):
+            return
         try:
             pipe = self.redis.pipeline(transaction=False)
-            commands(pipe)
+            for key, counts in pending.items():
+                for field_name, count in counts.items():
+                    pipe.hincrby(key, field_name, count)
+            if latency:
+                pipe.hincrbyfloat(LATENCY, "sum", latency)
             pipe.execute()
         except redis.RedisError as exc:
-            log.debug("metrics sample dropped: %s", type(exc).__name__)
+            log.debug("metrics samples dropped: %s", type(exc).__name__)
+
+    def _ensure_flusher(self) -> None:
+        # Started on first use, so a process that forks after creating the recorder gets its
+        # own thread.
+        if self._flusher is None or not self._flusher.is_alive():
+            with self._lock:
+                if self._flusher is None or not self._flusher.is_alive():
+                    self._flusher = threading.Thread(
+                        target=self._flush_forever, name="metrics-flush", daemon=True
+                    )
+                    self._flusher.start()
+
+    def _flush_forever(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(self.FLUSH_SECONDS):
+            self.flush()
 
 
 class ServiceCollector(Collector):

@@ -3,7 +3,10 @@
 celery -A worker.celery_app worker     celery -A worker.celery_app beat
 """
 
+import logging
+
 from celery import Celery
+from celery.signals import after_setup_logger
 
 from shared.settings import settings_or_exit
 
@@ -50,3 +53,11 @@ celery_app.conf.update(
         "purge": {"task": "webhooks.purge", "schedule": 3600.0},
     },
 )
+
+
+@after_setup_logger.connect
+def _quiet_per_task_lines(**_):
+    # "Task received" and "Task succeeded" for every delivery cost CPU and drown the log;
+    # failures are still logged, and the delivery log in the database has every attempt.
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -37,7 +37,10 @@ class _Resources:
         if cls.db is None:
             # Threads hold a connection only to claim and to record, so fewer than the
             # threads suffice; PostgreSQL allows ~100 connections across all processes.
-            cls.db = Database(settings.database_url, pool_size=16)
+            # No ping before each checkout: it is a round trip per statement on the hot path.
+            # After a database restart the first statement on a dead connection fails, the
+            # pool is renewed, and the sweep recovers that delivery.
+            cls.db = Database(settings.database_url, pool_size=16, pre_ping=False)
             cls.sender = Sender(settings)
             cls.metrics = MetricsRecorder(settings.redis_url)
             cls.limiter = ReceiverLimiter(settings.max_in_flight_per_receiver)

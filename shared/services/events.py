@@ -7,11 +7,12 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.errors import NotFound
 from shared.event_types import check_event, is_notified
-from shared.models import Delivery, Event, Wallet, Webhook
+from shared.models import Delivery, Event, Webhook
 from shared.settings import Settings
 from shared.timeutil import isoformat, utcnow
 
@@ -49,16 +50,17 @@ def record_event(
     Deliveries not marked enqueued are picked up by the next sweep.
     """
     kind = check_event(event_type, data)
-    if session.get(Wallet, wallet_id) is None:
-        raise NotFound(f"Wallet id {wallet_id} does not exist.")
     now = utcnow()
     event_id = uuid.uuid4()
     body = encode_envelope(event_id, event_type, now, data, wallet_id)
-    session.execute(
-        insert(Event).values(
-            id=event_id, wallet_id=wallet_id, type=event_type, body=body, created_at=now
+    try:
+        session.execute(
+            insert(Event).values(
+                id=event_id, wallet_id=wallet_id, type=event_type, body=body, created_at=now
+            )
         )
-    )
+    except IntegrityError:  # the wallet's foreign key: checked by the insert, not a read
+        raise NotFound(f"Wallet id {wallet_id} does not exist.") from None
     targets = _targets(session, settings, wallet_id, event_type) if is_notified(kind, data) else []
     rows = [
         {
