@@ -1,0 +1,225 @@
+"""Processes the bench starts (each in its own process group, all stopped at the end) and what
+/proc says about them: memory and CPU time (psutil is not a dependency)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class Proc:
+    def __init__(self, name: str, command: list[str], env: dict, logdir: Path, stdout=None):
+        self.name = name
+        self.log_path = logdir / f"{name}.log"
+        number = 1
+        while self.log_path.exists():  # one log per process: worker.log, worker-2.log, …
+            number += 1
+            self.log_path = logdir / f"{name}-{number}.log"
+        self._log = open(self.log_path, "wb")
+        self.started = time.time()
+        self.popen = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=stdout or self._log,
+            stderr=self._log,
+            start_new_session=True,  # its own group: stopping it stops its children too
+        )
+        self.pid = self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def wait_for_log(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log_path.read_text(errors="replace"):
+                return
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name}: no {text!r} within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.popen.wait(timeout=wait)
+                # The leader is gone; its group may still hold children (gunicorn workers).
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._log.close()
+
+
+class Registry:
+    """Every process the bench started, so that all of them stop, whatever happens."""
+
+    def __init__(self, logdir: Path):
+        self.logdir = logdir
+        self.procs: list[Proc] = []
+
+    @classmethod
+    def fresh(cls, logdir: Path) -> Registry:
+        """A registry whose logs go to an emptied `logdir`."""
+        shutil.rmtree(logdir, ignore_errors=True)
+        logdir.mkdir(parents=True)
+        return cls(logdir)
+
+    def start(self, name: str, command: list[str], env: dict, stdout=None) -> Proc:
+        proc = Proc(name, command, env, self.logdir, stdout)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, *procs: Proc, grace: float = 10.0) -> None:
+        for proc in procs:
+            proc.stop(grace)
+            if proc in self.procs:
+                self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        self.stop(*reversed(self.procs), grace=3.0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()  # fields from the 3rd (state) on
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields:
+                parents.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pids) -> float:
+    """User + system CPU time of the given processes (and their reaped children)."""
+    total = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            total += sum(int(value) for value in fields[11:15])
+    return total / TICK
+
+
+def pids_named(name: str, mentioning: str = "") -> list[int]:
+    """Processes called `name` whose command line contains `mentioning` (e.g. a port)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() != name:
+                    continue
+                if mentioning.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / TICK, sum(values[:8]) / TICK
+
+
+def machine_facts() -> dict:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+class MemorySampler:
+    """Samples the RSS of process trees; keeps the peak sum and the peak single process."""
+
+    def __init__(self, roots: list[int], interval: float = 0.5):
+        self.roots = roots
+        self.interval = interval
+        self.peak_tree_kb = 0
+        self.peak_process_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def sample(self) -> None:
+        pids = [pid for root in self.roots for pid in descendants(root)]
+        sizes = [status_kb(pid, "VmRSS") for pid in pids]
+        hwms = [status_kb(pid, "VmHWM") for pid in pids]
+        self.peak_tree_kb = max(self.peak_tree_kb, sum(sizes))
+        self.peak_process_kb = max([self.peak_process_kb, *sizes, *hwms])
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()

@@ -1,0 +1,161 @@
+"""The receivers the benchmarks deliver to, in a process of their own.
+
+python -m bench.receiver      prints "ready <fast port> <stalled port>", then serves until killed
+
+- fast: HTTP/1.1 with keep-alive and pipelining on raw asyncio protocols; answers every POST
+  with an empty 200 at once and records (path, webhook-id, arrival time). It must take far more
+  than the workers can send (the `receiver` row of the table checks that).
+- stalled: accepts connections, reads what comes, and never answers.
+
+Control, on the fast port: GET /_stats (count, first and last arrival per path),
+GET /_arrivals?path=/hook (every [webhook-id, time] recorded on that path), POST /_reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from urllib.parse import parse_qs, urlsplit
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+MAX_HEAD = 64 * 1024
+
+
+class Recorder:
+    def __init__(self):
+        self.paths: dict[str, list[tuple[str, float]]] = {}
+
+    def stats(self) -> dict:
+        return {
+            path: {"count": len(rows), "first": rows[0][1], "last": rows[-1][1]}
+            for path, rows in self.paths.items()
+            if rows
+        }
+
+
+class FastProtocol(asyncio.Protocol):
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
+        self.buffer = b""
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.time()
+        buffer = self.buffer + data if self.buffer else data
+        replies = []
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > MAX_HEAD:
+                    self.transport.close()
+                    return
+                break
+            head = buffer[:end]
+            lowered = head.lower()
+            length = _header_int(lowered, b"\r\ncontent-length:")
+            total = end + 4 + length
+            if len(buffer) < total:
+                break
+            replies.append(self.handle(head, lowered, arrived))
+            buffer = buffer[total:]
+        self.buffer = buffer
+        if replies:
+            self.transport.write(b"".join(replies))
+
+    def handle(self, head: bytes, lowered: bytes, arrived: float) -> bytes:
+        method, target = head.split(b" ", 2)[:2]
+        path = target.decode("latin-1")
+        if path.startswith("/_"):
+            return self.control(method, path)
+        start = lowered.find(b"\r\nwebhook-id:")
+        webhook_id = ""
+        if start >= 0:
+            stop = lowered.find(b"\r\n", start + 2)
+            webhook_id = head[start + 13 : stop if stop >= 0 else None].strip().decode()
+        self.recorder.paths.setdefault(path, []).append((webhook_id, arrived))
+        return OK
+
+    def control(self, method: bytes, target: str) -> bytes:
+        url = urlsplit(target)
+        if url.path == "/_reset" and method == b"POST":
+            self.recorder.paths.clear()
+            payload = {}
+        elif url.path == "/_arrivals":
+            path = parse_qs(url.query).get("path", ["/hook"])[0]
+            payload = self.recorder.paths.get(path, [])
+        else:
+            payload = self.recorder.stats()
+        body = json.dumps(payload).encode()
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+        return head.encode() + b"\r\n\r\n" + body
+
+
+class StalledProtocol(asyncio.Protocol):
+    """Reads and never answers: each request costs the sender its whole timeout."""
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+
+def _header_int(lowered: bytes, name: bytes) -> int:
+    start = lowered.find(name)
+    if start < 0:
+        return 0
+    stop = lowered.find(b"\r\n", start + 2)
+    return int(lowered[start + len(name) : stop if stop >= 0 else None])
+
+
+async def serve() -> None:
+    loop = asyncio.get_running_loop()
+    recorder = Recorder()
+    fast = await loop.create_server(lambda: FastProtocol(recorder), "127.0.0.1", 0, backlog=4096)
+    stalled = await loop.create_server(StalledProtocol, "127.0.0.1", 0, backlog=4096)
+    ports = [server.sockets[0].getsockname()[1] for server in (fast, stalled)]
+    print(f"ready {ports[0]} {ports[1]}", flush=True)
+    await asyncio.Event().wait()
+
+
+class ReceiverClient:
+    """The bench's side of the control paths."""
+
+    def __init__(self, fast_port: int, stalled_port: int):
+        self.fast_port = fast_port
+        self.stalled_port = stalled_port
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.fast_port}{path}"
+
+    def stalled_url(self, path: str = "/stalled") -> str:
+        return f"http://127.0.0.1:{self.stalled_port}{path}"
+
+    def _call(self, path: str, method: str = "GET"):
+        request = urllib.request.Request(
+            self.url(path), method=method, data=b"" if method == "POST" else None
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def reset(self) -> None:
+        self._call("/_reset", "POST")
+
+    def stats(self, path: str) -> dict:
+        return self._call("/_stats").get(path, {"count": 0, "first": None, "last": None})
+
+    def arrivals(self, path: str) -> dict[str, float]:
+        """webhook-id → the first arrival time of a request carrying it."""
+        first: dict[str, float] = {}
+        for webhook_id, arrived in self._call(f"/_arrivals?path={path}"):
+            first.setdefault(webhook_id, arrived)
+        return first
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,182 @@
+"""The figures against the targets of issue 5: one table on stdout, everything in a JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile of sorted values (math.inf stands for never arrived)."""
+    if not values:
+        return math.nan
+    return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
+
+
+@dataclass
+class Row:
+    scenario: str
+    figure: str
+    measured: str
+    target: str = ""
+    met: bool | None = None  # None: a figure without a target
+
+    @property
+    def verdict(self) -> str:
+        return {True: "met", False: "NOT met", None: ""}[self.met]
+
+
+def rate(value: float) -> str:
+    return f"{value:,.0f}/s"
+
+
+def ms(value, waited: float | None = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if math.isinf(value):
+        return f"> {waited:g} s (never arrived)"
+    return f"{value:,.1f} ms"
+
+
+def rows(results: dict) -> list[Row]:
+    out: list[Row] = []
+    for name, result in results.items():
+        if "error" in result:
+            out.append(
+                Row(name, "did not complete", result["error"].splitlines()[0][:80], "", False)
+            )
+    ceiling = results.get("ceiling", {})
+    base = results.get("baseline", {})
+    if "plain_rps" in ceiling:
+        c = ceiling
+        out += [
+            Row("ceiling", f"plain loop, {c['processes']} process(es)", rate(c["plain_rps"])),
+            Row("ceiling", "the service's Sender.post in a loop", rate(c["sender_rps"])),
+            Row(
+                "receiver", "capacity (2 pipelining raw-socket clients)", rate(c["flood_rps"]),
+                f"≥ 3 × ceiling ({rate(3 * c['plain_rps'])})", c["flood_rps"] >= 3 * c["plain_rps"],
+            ),
+        ]  # fmt: skip
+    if "rate" in base:
+        note = ""
+        if not base["complete"]:
+            note = f" (stopped after {base['received']:,} in {base['seconds']:.0f} s)"
+        figure = f"naive Celery drain, prefork -c{base['concurrency']}, no database"
+        out.append(Row("baseline", figure, rate(base["rate"]) + note))
+        if base.get("worker_cpu_ms_per_delivery"):
+            cost = f"{base['worker_cpu_ms_per_delivery']:.1f} ms"
+            out.append(Row("baseline", "worker CPU per delivery", cost))
+    out += _drain_rows(results.get("drain", {}), ceiling, base)
+    ingest = results.get("ingest", {})
+    if "rate" in ingest:
+        figure = f"accepted events/s, {ingest['connections']} connections"
+        out += [
+            Row("ingest", figure, rate(ingest["rate"]), "≥ 500/s", ingest["rate"] >= 500),
+            Row("ingest", "p95 request latency", ms(ingest["p95_ms"])),
+        ]
+        if ingest.get("web_cpu_ms_per_event"):
+            cost = f"{ingest['web_cpu_ms_per_event']:.1f} ms"
+            out.append(Row("ingest", "web CPU per accepted event", cost))
+    out += _latency_rows("latency", results.get("latency", {}), ((95, 50), (99, 150)))
+    out += _latency_rows("isolation", results.get("isolation", {}), ((95, 100), (99, None)))
+    return out
+
+
+def _drain_rows(drain: dict, ceiling: dict, base: dict) -> list[Row]:
+    if "rate" not in drain:
+        return []
+    value = drain["rate"]
+    note = ""
+    if not drain["complete"]:
+        note = f" (stopped after {drain['delivered']:,} in {drain['seconds']:.0f} s)"
+    workers = "1 worker" if drain["workers"] == 1 else f"{drain['workers']} workers"
+    figure = f"deliveries/s, {drain['events']:,} events, {workers} × {drain['concurrency']} threads"
+    out = [
+        Row("drain", figure, rate(value) + note, "≥ 1,000/s", value >= 1000 and drain["complete"])
+    ]
+    if ceiling.get("plain_rps"):
+        share = value / ceiling["plain_rps"]
+        out.append(Row("drain", "share of the ceiling", f"{share:.2f} ×", "≥ 0.6 ×", share >= 0.6))
+    if base.get("rate"):
+        ratio = value / base["rate"]
+        out.append(Row("drain", "against the baseline", f"{ratio:.2f} ×", "≥ 1 ×", ratio >= 1))
+    recorded = f"{drain['attempts_recorded']:,} / {drain['receiver_requests']:,}"
+    every = drain["attempts_recorded"] == drain["receiver_requests"] >= drain["delivered"]
+    figure = "attempt rows / requests the receiver got"
+    out.append(Row("drain", figure, recorded, "equal", every))
+    if drain["worker_cpu_ms_per_delivery"]:
+        cost = f"{drain['worker_cpu_ms_per_delivery']:.1f} ms"
+        out.append(Row("drain", "worker CPU per delivery", cost))
+    peak = drain["peak_process_rss_mb"]
+    out.append(
+        Row("drain", "peak RSS of a worker process", f"{peak:.0f} MB", "≤ 150 MB", peak <= 150)
+    )
+    return out
+
+
+def _latency_rows(name: str, result: dict, targets) -> list[Row]:
+    if "p95_ms" not in result:
+        return []
+    waited = result["waited_s"]
+    who = "healthy half, " if name == "isolation" else ""
+    offered = f"{result['rate']:g} events/s"
+    if result["achieved_rate"] < 0.95 * result["rate"]:
+        offered += f" (API took {result['achieved_rate']:g}/s)"
+    head = f"{who}{offered}: publish → receiver"
+    out = [Row(name, f"{head} p50", ms(result["p50_ms"], waited))]
+    for p, limit in targets:
+        value = result[f"p{p}_ms"]
+        target = f"≤ {limit} ms" if limit else ""
+        met = (value <= limit) if limit else None
+        out.append(Row(name, f"{head} p{p}", ms(value, waited), target, met))
+    missing = result["watched"] - result["delivered"]
+    if missing:
+        out.append(Row(name, "events not delivered in the window", f"{missing:,}", "0", False))
+    return out
+
+
+def table(all_rows: list[Row]) -> str:
+    header = ("scenario", "figure", "measured", "target", "result")
+    cells = [header] + [(r.scenario, r.figure, r.measured, r.target, r.verdict) for r in all_rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, payload: dict, all_rows: list[Row]) -> None:
+    data = {**payload, "checks": [asdict(r) | {"verdict": r.verdict} for r in all_rows]}
+    path.write_text(json.dumps(_finite(data), indent=2, default=str) + "\n")
+
+
+def _finite(value):
+    """Strict JSON: an infinite latency (never arrived) is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def busy_note(results: dict, cpus: int) -> str | None:
+    """How much of the machine other processes took while the backlogs drained.
+
+    "Other" is everything but the workers, PostgreSQL, Redis and the receiver: other users of
+    the machine, and the bench's own poller (a small share).
+    """
+    shares = []
+    for name in ("baseline", "drain"):
+        cpu = results.get(name, {}).get("cpu_seconds") or {}
+        if cpu.get("wall"):
+            shares.append(f"{name} {100 * cpu['other'] / (cpu['wall'] * cpus):.0f} %")
+    if not shares:
+        return None
+    joined = ", ".join(shares)
+    return f"Machine CPU used by other processes while draining: {joined} (a quiet machine: ~0 %)"
