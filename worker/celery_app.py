@@ -31,7 +31,12 @@ celery_app.conf.update(
     worker_eta_task_limit=5000,
     worker_enable_soft_shutdown_on_idle=True,
     worker_soft_shutdown_timeout=10.0,
-    worker_cancel_long_running_tasks_on_connection_loss=True,
+    # Threads cannot be cancelled (the option only logs errors with this pool); the database
+    # lease already makes a task that runs on after a broker loss harmless.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
+    # Nothing uses `celery inspect/control`, and its pub/sub channel is what crashed the
+    # worker when Redis restarted (Celery 5.7.0, closing the channel twice).
+    worker_enable_remote_control=False,
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
     broker_transport_options={
