@@ -13,10 +13,9 @@ import uuid
 import pytest
 
 from tests.conftest import admin_headers, connection_event, onboard_tenant
+from tests.deliveries import DELIVERIES, WAIT, detail, header, wait_until
 from tests.receiver import Receiver
 
-DELIVERIES = "/cloud-agent/events/deliveries"
-WAIT = 30.0  # generous: the machine is small and shared
 FINISHED = ("delivered", "failed", "cancelled")
 
 
@@ -36,10 +35,6 @@ def service_env(base_env, global_receiver):
     }
 
 
-def header(request, name: str) -> str | None:
-    return {k.lower(): v for k, v in request.headers.items()}.get(name.lower())
-
-
 def listing(client, headers, **query) -> dict:
     response = client.get(DELIVERIES, query_string=query, headers=headers)
     assert response.status_code == 200, response.json
@@ -51,26 +46,8 @@ def ids(page: dict) -> set[str]:
     return {row["id"] for row in page["contents"]}
 
 
-def detail(client, headers, delivery_id: str) -> dict:
-    response = client.get(f"{DELIVERIES}/{delivery_id}", headers=headers)
-    assert response.status_code == 200, response.json
-    return response.json
-
-
 def redeliver(client, headers, delivery_id: str):
     return client.post(f"{DELIVERIES}/{delivery_id}/redeliver", headers=headers)
-
-
-def wait_until(probe, what: str, timeout: float = WAIT):
-    """Poll `probe` until it returns something truthy; fail naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 
 def wait_for_status(client, headers, delivery_id: str, statuses) -> dict:

@@ -7,48 +7,19 @@ enough to keep the file fast) and a 1 s request timeout (so timeouts are quick t
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 
 import pytest
 from sqlalchemy import select
 
+from shared.embedded import free_port
 from shared.models import Event
 from tests.conftest import admin_headers, connection_event
+from tests.deliveries import WAIT, deliveries_of, detail, header, wait_until
 
 SERVICE_ENV = {"WEBHOOK_RETRY_COUNTDOWN": "1", "WEBHOOK_TIMEOUT": "1"}
-DELIVERIES = "/cloud-agent/events/deliveries"
-WAIT = 30.0  # generous: the machine is small and shared
 FINISHED = ("delivered", "failed", "cancelled")
-
-
-def header(request, name: str) -> str | None:
-    return {k.lower(): v for k, v in request.headers.items()}.get(name.lower())
-
-
-def deliveries_of(client, headers, event_id: str) -> list[dict]:
-    response = client.get(DELIVERIES, query_string={"eventId": event_id}, headers=headers)
-    assert response.status_code == 200, response.json
-    return response.json["contents"]
-
-
-def detail(client, headers, delivery_id: str) -> dict:
-    response = client.get(f"{DELIVERIES}/{delivery_id}", headers=headers)
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def wait_until(probe, what: str, timeout: float = WAIT):
-    """Poll `probe` until it returns something truthy; fail naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 
 def only_delivery(client, headers, event_id: str, statuses=FINISHED) -> dict:
@@ -60,13 +31,6 @@ def only_delivery(client, headers, event_id: str, statuses=FINISHED) -> dict:
         return rows[0] if rows and rows[0]["status"] in statuses else None
 
     return wait_until(probe, f"the delivery of event {event_id} to reach {statuses}")
-
-
-def unused_port() -> int:
-    """A port nothing listens on: bound by the OS, then released."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def presentation_event(status: str = "RequestSent") -> dict:
@@ -171,7 +135,7 @@ def test_a_receiver_slower_than_the_timeout_gets_three_timed_out_attempts(
 
 
 def test_a_refused_connection_is_three_failed_attempts(client, tenant, worker):
-    tenant.add_webhook(f"http://127.0.0.1:{unused_port()}/nobody-home")
+    tenant.add_webhook(f"http://127.0.0.1:{free_port()}/nobody-home")
     published = tenant.publish("ConnectionUpdated", connection_event())
     assert published.status_code == 202
 
@@ -192,7 +156,7 @@ def test_a_refused_connection_is_three_failed_attempts(client, tenant, worker):
     ids=["refused", "dns"],
 )
 def test_a_connection_failure_is_recorded_as_what_it_is(client, tenant, worker, host, words):
-    tenant.add_webhook(f"http://{host.format(free_port=unused_port())}/hook")
+    tenant.add_webhook(f"http://{host.format(free_port=free_port())}/hook")
     published = tenant.publish("ConnectionUpdated", connection_event())
     assert published.status_code == 202
     [delivery] = deliveries_of(client, tenant.headers, published.json["id"])
