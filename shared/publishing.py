@@ -19,12 +19,12 @@ from sqlalchemy import update
 from shared.db import Database
 from shared.metrics import MetricsRecorder
 from shared.models import Delivery
-from shared.services.events import PublishedEvent, record_event
+from shared.services.events import Outgoing, PublishedEvent, record_event
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Dispatch = Callable[[Sequence[uuid.UUID]], None]
+Dispatch = Callable[[Sequence[Outgoing]], None]
 
 
 def publish_event(
@@ -40,21 +40,22 @@ def publish_event(
         published = record_event(
             session, settings, wallet_id, event_type, data, enqueued=dispatch is not None
         )
-    if dispatch is not None and published.delivery_ids:
-        dispatch_or_leave_for_sweep(db, dispatch, published.delivery_ids)
+    if dispatch is not None and published.deliveries:
+        dispatch_or_leave_for_sweep(db, dispatch, published.deliveries)
     if metrics is not None:
         metrics.event_published(event_type)
     return published
 
 
-def dispatch_or_leave_for_sweep(db: Database, dispatch: Dispatch, ids: Sequence[uuid.UUID]):
+def dispatch_or_leave_for_sweep(db: Database, dispatch: Dispatch, deliveries: Sequence[Outgoing]):
     try:
-        dispatch(ids)
+        dispatch(deliveries)
     except Exception as exc:
         log.warning(
             "could not send %d delivery tasks (%s); the sweep will send them",
-            len(ids),
+            len(deliveries),
             type(exc).__name__,
         )
+        ids = [delivery.id for delivery in deliveries]
         with db.transaction() as session:
             session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=None))

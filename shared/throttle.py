@@ -49,6 +49,15 @@ class ReceiverLimiter:
             receiver.running[token] = now
             return token
 
+    def saturated(self, receiver: str) -> bool:
+        """Whether an attempt against `receiver` (a receiver_key) would be put back now."""
+        now = time.monotonic()
+        with self._lock:
+            state = self._receivers.get(receiver)
+            return (
+                state is not None and len(state.running) >= self.limit and self._is_slow(state, now)
+            )
+
     def release(self, url: str, token: object) -> None:
         key = receiver_key(url)
         now = time.monotonic()

@@ -2,15 +2,24 @@
 
 from collections.abc import Sequence
 
+from shared.services.events import Outgoing
 from worker.celery_app import FIRST_QUEUE, celery_app
 
 DELIVER_TASK = "webhooks.deliver"
 
 
-def send_deliveries(delivery_ids: Sequence) -> None:
-    """One task per delivery, carrying only its id, over one broker connection."""
+def send_deliveries(deliveries: Sequence[Outgoing]) -> None:
+    """One task per delivery, over one broker connection.
+
+    A task carries the delivery's id, and its receiver (scheme://host:port) so that a worker
+    can put it back without touching the database while that receiver is saturated.
+    """
     with celery_app.producer_or_acquire() as producer:
-        for delivery_id in delivery_ids:
+        for delivery in deliveries:
             celery_app.send_task(
-                DELIVER_TASK, args=[str(delivery_id)], queue=FIRST_QUEUE, producer=producer
+                DELIVER_TASK,
+                args=[str(delivery.id)],
+                kwargs={"receiver": delivery.receiver},
+                queue=FIRST_QUEUE,
+                producer=producer,
             )

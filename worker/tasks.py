@@ -55,21 +55,26 @@ def _reset_after_fork(**_):
 
 def _deferral_delay(deferrals: int) -> float:
     """Back off while a receiver is saturated, with jitter so put-back work spreads out."""
-    return min(30.0, 0.5 * 2**deferrals) * (0.75 + random.random() / 2)
+    return min(60.0, 2.0 * 2**deferrals) * (0.75 + random.random() / 2)
 
 
 @celery_app.task(name=DELIVER_TASK, bind=True, max_retries=settings.webhook_max_retries)
-def deliver(self, delivery_id: str, deferrals: int = 0) -> str:
+def deliver(self, delivery_id: str, receiver: str | None = None, deferrals: int = 0) -> str:
     db, sender = _Resources.get()
     delay = _deferral_delay(deferrals)
-    outcome = attempt_delivery(
-        db, sender, settings, delivery_id, _Resources.metrics, _Resources.limiter, delay
-    )
+    if receiver is not None and _Resources.limiter.saturated(receiver):
+        # Put back before touching the database: while a receiver hangs, waiting deliveries
+        # must cost as little as possible.
+        outcome = DEFERRED
+    else:
+        outcome = attempt_delivery(
+            db, sender, settings, delivery_id, _Resources.metrics, _Resources.limiter, delay
+        )
     if outcome == DEFERRED:
         try:
             deliver.apply_async(
                 args=[delivery_id],
-                kwargs={"deferrals": deferrals + 1},
+                kwargs={"receiver": receiver, "deferrals": deferrals + 1},
                 countdown=delay,
                 queue=RETRY_QUEUE,
             )

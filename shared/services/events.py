@@ -14,7 +14,16 @@ from shared.errors import NotFound
 from shared.event_types import check_event, is_notified
 from shared.models import Delivery, Event, Webhook
 from shared.settings import Settings
+from shared.throttle import receiver_key
 from shared.timeutil import isoformat, utcnow
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A delivery to send: its id, and its receiver (scheme://host:port, never the path)."""
+
+    id: uuid.UUID
+    receiver: str
 
 
 @dataclass(frozen=True)
@@ -22,7 +31,7 @@ class PublishedEvent:
     id: uuid.UUID
     type: str
     body: str  # the exact bytes every target receives, and the API's answer
-    delivery_ids: list[uuid.UUID]
+    deliveries: list[Outgoing]
 
 
 def encode_envelope(event_id, event_type, ts, data, wallet_id) -> str:
@@ -82,7 +91,8 @@ def record_event(
     ]
     if rows:
         session.execute(insert(Delivery), rows)
-    return PublishedEvent(event_id, event_type, body, [row["id"] for row in rows])
+    outgoing = [Outgoing(row["id"], receiver_key(row["url"])) for row in rows]
+    return PublishedEvent(event_id, event_type, body, outgoing)
 
 
 def _targets(session: Session, settings: Settings, wallet_id: uuid.UUID, event_type: str):

@@ -6,26 +6,27 @@ Safe when two sweeps run at once: rows are taken with FOR UPDATE SKIP LOCKED on 
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 from sqlalchemy import delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.models import Attempt, Delivery, Event
+from shared.services.events import Outgoing
 from shared.settings import Settings
+from shared.throttle import receiver_key
 from shared.timeutil import utcnow
 
 LOST_ATTEMPT = "attempt lost: the worker stopped before recording an outcome"
 
 
-def sweep(session: Session, settings: Settings, batch: int = 1000) -> list[uuid.UUID]:
-    """Ids of deliveries to enqueue again: lost attempts and messages that never arrived."""
+def sweep(session: Session, settings: Settings, batch: int = 1000) -> list[Outgoing]:
+    """Deliveries to enqueue again: lost attempts and messages that never arrived."""
     now = utcnow()
     ids = _recover_lost_attempts(session, settings, now, batch)
     stuck_before = now - timedelta(seconds=settings.delivery_stuck_after)
-    stuck = session.scalars(
-        select(Delivery.id)
+    stuck = session.execute(
+        select(Delivery.id, Delivery.url)
         .where(
             Delivery.status == "pending",
             Delivery.next_attempt_at <= now,
@@ -36,22 +37,25 @@ def sweep(session: Session, settings: Settings, batch: int = 1000) -> list[uuid.
         .with_for_update(skip_locked=True)
     ).all()
     if stuck:
+        stuck_ids = [delivery_id for delivery_id, _ in stuck]
         session.execute(
-            update(Delivery).where(Delivery.id.in_(stuck)).values(enqueued_at=now, updated_at=now)
+            update(Delivery)
+            .where(Delivery.id.in_(stuck_ids))
+            .values(enqueued_at=now, updated_at=now)
         )
-    return ids + list(stuck)
+    return ids + [Outgoing(delivery_id, receiver_key(url)) for delivery_id, url in stuck]
 
 
 def _recover_lost_attempts(session: Session, settings: Settings, now, batch: int):
     """An attempt still in flight after its lease died with its worker: it counts as failed."""
     lost = session.execute(
-        select(Delivery.id, Delivery.round, Delivery.attempts, Delivery.lease_until)
+        select(Delivery.id, Delivery.round, Delivery.attempts, Delivery.lease_until, Delivery.url)
         .where(Delivery.status == "in_flight", Delivery.lease_until < now)
         .limit(batch)
         .with_for_update(skip_locked=True)
     ).all()
     retry = []
-    for delivery_id, round_, number, lease_until in lost:
+    for delivery_id, round_, number, lease_until, url in lost:
         session.execute(
             insert(Attempt).values(
                 delivery_id=delivery_id,
@@ -77,7 +81,7 @@ def _recover_lost_attempts(session: Session, settings: Settings, now, batch: int
             )
         )
         if again:
-            retry.append(delivery_id)
+            retry.append(Outgoing(delivery_id, receiver_key(url)))
     return retry
 
 

@@ -17,6 +17,8 @@ from app.state import state
 from shared.errors import InvalidInput
 from shared.publishing import dispatch_or_leave_for_sweep, publish_event
 from shared.services import delivery_log
+from shared.services.events import Outgoing
+from shared.throttle import receiver_key
 
 blp = Blueprint("events", __name__, url_prefix="/events", description="Events and deliveries")
 
@@ -101,5 +103,6 @@ class Redelivery(MethodView):
         with app_state.db.transaction() as session:
             delivery = delivery_log.redeliver(session, wallet_id, delivery_id)
         if app_state.dispatch is not None:
-            dispatch_or_leave_for_sweep(app_state.db, app_state.dispatch, [delivery.id])
+            outgoing = Outgoing(delivery.id, receiver_key(delivery.url))
+            dispatch_or_leave_for_sweep(app_state.db, app_state.dispatch, [outgoing])
         return delivery
