@@ -33,7 +33,7 @@ class _Resources:
     limiter = None
 
     @classmethod
-    def get(cls):
+    def get(cls) -> type["_Resources"]:
         if cls.db is None:
             # Threads hold a connection only to claim and to record, so fewer than the
             # threads suffice; PostgreSQL allows ~100 connections across all processes.
@@ -44,13 +44,12 @@ class _Resources:
             cls.sender = Sender(settings)
             cls.metrics = MetricsRecorder(settings.redis_url)
             cls.limiter = ReceiverLimiter(settings.max_in_flight_per_receiver)
-        return cls.db, cls.sender
+        return cls
 
 
 @worker_process_init.connect
 def _reset_after_fork(**_):
-    _Resources.db = None
-    _Resources.sender = None
+    _Resources.db = None  # get() then makes all of them anew in the child
 
 
 def _deferral_delay(deferrals: int) -> float:
@@ -60,15 +59,16 @@ def _deferral_delay(deferrals: int) -> float:
 
 @celery_app.task(name=DELIVER_TASK, bind=True, max_retries=settings.webhook_max_retries)
 def deliver(self, delivery_id: str, receiver: str | None = None, deferrals: int = 0) -> str:
-    db, sender = _Resources.get()
+    resources = _Resources.get()
+    db = resources.db
     delay = _deferral_delay(deferrals)
-    if receiver is not None and _Resources.limiter.saturated(receiver):
+    if receiver is not None and resources.limiter.saturated(receiver):
         # Put back before touching the database: while a receiver hangs, waiting deliveries
         # must cost as little as possible.
         outcome = DEFERRED
     else:
         outcome = attempt_delivery(
-            db, sender, settings, delivery_id, _Resources.metrics, _Resources.limiter, delay
+            db, resources.sender, settings, delivery_id, resources.metrics, resources.limiter, delay
         )
     if outcome == DEFERRED:
         try:
@@ -101,15 +101,15 @@ def deliver(self, delivery_id: str, receiver: str | None = None, deferrals: int 
 
 
 def _leave_for_sweep(db: Database, delivery_id: str) -> None:
-    with db.transaction() as session:
-        session.execute(
+    with db.statements() as conn:
+        conn.execute(
             update(Delivery).where(Delivery.id == uuid.UUID(delivery_id)).values(enqueued_at=None)
         )
 
 
 @celery_app.task(name="webhooks.sweep")
 def sweep_deliveries() -> int:
-    db, _ = _Resources.get()
+    db = _Resources.get().db
     with db.transaction() as session:
         ids = sweep(session, settings)
     if ids:
@@ -120,7 +120,7 @@ def sweep_deliveries() -> int:
 
 @celery_app.task(name="webhooks.purge")
 def purge_events() -> int:
-    db, _ = _Resources.get()
+    db = _Resources.get().db
     with db.transaction() as session:
         removed = purge(session, settings)
     if removed:
