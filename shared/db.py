@@ -11,12 +11,19 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(database_url: str, pool_size: int = 10, pre_ping: bool = True) -> Engine:
+def make_engine(
+    database_url: str, pool_size: int = 10, pre_ping: bool = True, autocommit: bool = False
+) -> Engine:
     if database_url.startswith("sqlite"):
         _ensure_sqlite_folder(database_url)
         engine = create_engine(database_url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _tune_sqlite)
         return engine
+    options = {}
+    if autocommit:
+        # Set once per connection rather than switched on every checkout and back on every
+        # checkin; with no transaction ever open there is nothing to roll back on return.
+        options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
     return create_engine(
         database_url,
         pool_size=pool_size,
@@ -25,6 +32,7 @@ def make_engine(database_url: str, pool_size: int = 10, pre_ping: bool = True) -
         pool_recycle=300,
         # A dead database must answer 503 quickly, not hang the request.
         connect_args={"connect_timeout": 5},
+        **options,
     )
 
 
@@ -54,7 +62,10 @@ class Database:
         self.url = database_url
         self.engine = make_engine(database_url, pool_size, pre_ping)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Its own pool, which opens connections only when statements() is first used.
+        self._autocommit_engine = (
+            None if self.is_sqlite else make_engine(database_url, pool_size, pre_ping, True)
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -70,16 +81,17 @@ class Database:
     def statements(self) -> Iterator[Connection]:
         """A connection for work done in single statements, each atomic by itself.
 
-        On PostgreSQL each statement commits on its own (no BEGIN/COMMIT round trips: the
-        delivery hot path is one statement to claim and one to record); SQLite, which cannot
-        insert and update in one statement, gets one transaction for the block.
+        On PostgreSQL each statement commits on its own (no BEGIN/COMMIT round trips: the hot
+        paths are one statement to publish an event, one to claim a delivery and one to record
+        its attempt); SQLite, which cannot do those in one statement, gets one transaction for
+        the block.
         """
         if self.is_sqlite:
             with self.engine.begin() as connection:
                 yield connection
-        else:
-            with self._autocommit.connect() as connection:
-                yield connection
+            return
+        with self._autocommit_engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -89,3 +101,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._autocommit_engine is not None:
+            self._autocommit_engine.dispose()

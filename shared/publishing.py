@@ -36,9 +36,10 @@ def publish_event(
     dispatch: Dispatch | None = None,
     metrics: MetricsRecorder | None = None,
 ) -> PublishedEvent:
-    with db.transaction() as session:
+    # One atomic statement on PostgreSQL; one transaction on SQLite.
+    with db.statements() as connection:
         published = record_event(
-            session, settings, wallet_id, event_type, data, enqueued=dispatch is not None
+            connection, settings, wallet_id, event_type, data, enqueued=dispatch is not None
         )
     if dispatch is not None and published.deliveries:
         dispatch_or_leave_for_sweep(db, dispatch, published.deliveries)
