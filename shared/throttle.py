@@ -2,10 +2,12 @@
 
 A receiver that hangs holds a thread for the whole timeout of each attempt. Without a cap,
 one such receiver soon holds every thread of a worker and every other wallet's deliveries wait
-behind it. So once a receiver is known to be slow (an attempt took more than `slow_after`
-seconds, within the last `remember` seconds, or one is taking that long now) it may hold at
-most `limit` threads; its further deliveries are put back for later without spending an
-attempt. A fast receiver never meets the cap, however busy it is.
+behind it. So a receiver may hold at most `limit` threads unless it has shown itself fast: an
+attempt finished within `slow_after` seconds in the last `remember` seconds, none took longer
+since, and none is taking longer now. A receiver not heard from yet is capped too, so that one
+that hangs from its very first event cannot take every thread before it is found out. Its
+further deliveries are put back for later without spending an attempt. A fast receiver meets
+the cap only in a burst before its first answer.
 
 Counted per worker process, in memory: nothing to leak when a worker dies, and no round trip
 on the hot path. With several worker processes each keeps its own threads free.
@@ -27,7 +29,8 @@ def receiver_key(url: str) -> str:
 @dataclass
 class _Receiver:
     running: dict[object, float] = field(default_factory=dict)  # token -> start
-    slow_until: float = 0.0
+    slow_until: float = 0.0  # an attempt took longer than slow_after: capped until then
+    fast_until: float = 0.0  # an attempt finished quickly: uncapped until then, unless slow
 
 
 class ReceiverLimiter:
@@ -43,7 +46,7 @@ class ReceiverLimiter:
         now = time.monotonic()
         with self._lock:
             receiver = self._receivers.setdefault(receiver_key(url), _Receiver())
-            if len(receiver.running) >= self.limit and self._is_slow(receiver, now):
+            if len(receiver.running) >= self.limit and self._is_capped(receiver, now):
                 return None
             token = object()
             receiver.running[token] = now
@@ -55,7 +58,9 @@ class ReceiverLimiter:
         with self._lock:
             state = self._receivers.get(receiver)
             return (
-                state is not None and len(state.running) >= self.limit and self._is_slow(state, now)
+                state is not None
+                and len(state.running) >= self.limit
+                and self._is_capped(state, now)
             )
 
     def release(self, url: str, token: object) -> None:
@@ -68,11 +73,16 @@ class ReceiverLimiter:
             started = receiver.running.pop(token, now)
             if now - started > self.slow_after:
                 receiver.slow_until = now + self.remember
-            if not receiver.running and receiver.slow_until <= now:
+                receiver.fast_until = 0.0
+            else:
+                receiver.fast_until = now + self.remember
+            if not receiver.running and max(receiver.slow_until, receiver.fast_until) <= now:
                 del self._receivers[key]
 
-    def _is_slow(self, receiver: _Receiver, now: float) -> bool:
+    def _is_capped(self, receiver: _Receiver, now: float) -> bool:
         if receiver.slow_until > now:
             return True
         oldest = min(receiver.running.values(), default=now)
-        return now - oldest > self.slow_after
+        if now - oldest > self.slow_after:
+            return True
+        return receiver.fast_until <= now  # not (recently) seen fast: not trusted yet

@@ -2,6 +2,7 @@
 
 import logging
 import random
+import threading
 import uuid
 
 from celery.exceptions import MaxRetriesExceededError, Reject
@@ -31,20 +32,29 @@ class _Resources:
     sender = None
     metrics = None
     limiter = None
+    _lock = threading.Lock()
 
     @classmethod
     def get(cls) -> type["_Resources"]:
         if cls.db is None:
-            # Threads hold a connection only to claim and to record, so fewer than the
-            # threads suffice; PostgreSQL allows ~100 connections across all processes.
-            # No ping before each checkout: it is a round trip per statement on the hot path.
-            # After a database restart the first statement on a dead connection fails, the
-            # pool is renewed, and the sweep recovers that delivery.
-            cls.db = Database(settings.database_url, pool_size=16, pre_ping=False)
-            cls.sender = Sender(settings)
-            cls.metrics = MetricsRecorder(settings.redis_url)
-            cls.limiter = ReceiverLimiter(settings.max_in_flight_per_receiver)
+            # The first tasks arrive on many threads at once, and they must all share one
+            # receiver limiter (and one pool): made once, under a lock, `db` set last.
+            with cls._lock:
+                if cls.db is None:
+                    cls._make()
         return cls
+
+    @classmethod
+    def _make(cls) -> None:
+        cls.sender = Sender(settings)
+        cls.metrics = MetricsRecorder(settings.redis_url)
+        cls.limiter = ReceiverLimiter(settings.max_in_flight_per_receiver)
+        # Threads hold a connection only to claim and to record, so fewer than the threads
+        # suffice; PostgreSQL allows ~100 connections across all processes. No ping before
+        # each checkout: it is a round trip per statement on the hot path. After a database
+        # restart the first statement on a dead connection fails, the pool is renewed, and
+        # the sweep recovers that delivery.
+        cls.db = Database(settings.database_url, pool_size=16, pre_ping=False)
 
 
 @worker_process_init.connect
