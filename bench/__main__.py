@@ -83,6 +83,7 @@ def main(argv=None) -> int:
     options = Options(
         events=args.events or (2_000 if args.quick else 20_000),
         duration=args.duration or (8.0 if args.quick else 30.0),
+        warmup=2.0 if args.quick else 3.0,
         ceiling_seconds=3.0 if args.quick else 8.0,
         tail_seconds=8.0 if args.quick else 10.0,
         publish_timeout=30.0 if args.quick else 75.0,

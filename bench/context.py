@@ -23,6 +23,7 @@ from shared.settings import Settings
 class Options:
     events: int  # drain and baseline backlog
     duration: float  # seconds of ingest, latency and isolation load
+    warmup: float  # seconds of the same load before those, not reported
     ceiling_seconds: float
     tail_seconds: float  # how long to wait for the last deliveries after the load stops
     publish_timeout: float  # a backlog stops growing after this long

@@ -6,7 +6,11 @@ Threads with one keep-alive http.client connection each. Without --rate each thr
 fast as the API answers (closed loop, for throughput); with --rate a pacer releases requests at
 fixed times and idle threads send them (open loop, for latency). Tenant keys take turns.
 Writes {"requests": [[sent_at, seconds, status, event_id, key_index], ...], "late": n,
-"unsent": n, "start", "until", "finished"}; slots still unsent 5 s after the end are dropped.
+"unsent": n, "start", "until", "finished", "warmup": {"requests": n, "accepted": n}}; slots
+still unsent 5 s after the end are dropped. With --warmup S the same load runs for S seconds
+before --start-at and those requests are only counted, not reported: the first requests on
+fresh connections and fresh server threads (connecting to the database, first use of each
+statement) would otherwise stand for the service's steady state.
 """
 
 from __future__ import annotations
@@ -85,7 +89,8 @@ def closed_loop(client: Client, threads: int, until: float, offset: int) -> tupl
     return results, [0, 0]
 
 
-def open_loop(client: Client, threads: int, start: float, until: float, rate: float):
+def open_loop(client: Client, threads: int, begin: float, until: float, rate: float, start: float):
+    """Requests due at `rate` from `begin` to `until`; lateness is counted from `start` on."""
     slots: queue.Queue = queue.Queue()
     results: list = []
     late = [0, 0]  # sent late, never sent
@@ -97,7 +102,7 @@ def open_loop(client: Client, threads: int, start: float, until: float, rate: fl
             if now > until + GIVE_UP:
                 late[1] += 1
                 continue
-            if now - due > LATE:
+            if now - due > LATE and due >= start:
                 late[0] += 1
             results.append(client.post(index))
 
@@ -105,7 +110,7 @@ def open_loop(client: Client, threads: int, start: float, until: float, rate: fl
     for thread in pool:
         thread.start()
     index = 0
-    while (due := start + index / rate) < until:
+    while (due := begin + index / rate) < until:
         pause = due - time.time()
         if pause > 0:
             time.sleep(pause)
@@ -127,25 +132,32 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--start-at", type=float, default=0.0, help="time.time() to begin at")
     parser.add_argument("--offset", type=int, default=0, help="first key index (closed loop)")
+    parser.add_argument("--warmup", type=float, default=0.0, help="seconds of load not reported")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     client = Client(args.url, args.keys.split(","))
-    start = max(args.start_at, time.time())
-    time.sleep(max(0.0, start - time.time()))
+    start = max(args.start_at, time.time() + args.warmup)
+    begin = start - args.warmup
+    time.sleep(max(0.0, begin - time.time()))
     until = start + args.duration
     if args.rate > 0:
-        results, late = open_loop(client, args.threads, start, until, args.rate)
+        results, late = open_loop(client, args.threads, begin, until, args.rate, start)
     else:
         results, late = closed_loop(client, args.threads, until, args.offset)
+    warmup = [r for r in results if r[0] < start]
     with open(args.out, "w") as out:
         json.dump(
             {
                 "start": start,
                 "until": until,
                 "finished": time.time(),
-                "requests": results,
+                "requests": [r for r in results if r[0] >= start],
                 "late": late[0],
                 "unsent": late[1],
+                "warmup": {
+                    "requests": len(warmup),
+                    "accepted": sum(1 for r in warmup if r[2] == 202),
+                },
             },
             out,
         )

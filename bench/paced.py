@@ -23,7 +23,8 @@ def _load(ctx: Context, port: int, keys: list[str], rate: float = 0.0, threads: 
     return ctx.python(
         "bench.load", "--url", url, "--keys", ",".join(keys),
         "--duration", str(ctx.options.duration), "--threads", str(threads),
-        "--rate", str(rate), "--start-at", f"{time.time() + 2.0:.3f}",
+        "--rate", str(rate), "--start-at", f"{time.time() + 2.0 + ctx.options.warmup:.3f}",
+        "--warmup", str(ctx.options.warmup),
     )  # fmt: skip
 
 
@@ -51,6 +52,7 @@ def ingest(ctx: Context) -> dict:
         ctx.registry.stop(web)
     requests = [r for out in outs for r in out["requests"]]
     accepted = sorted(r[1] for r in requests if r[2] == 202)
+    warmup_accepted = sum(out["warmup"]["accepted"] for out in outs)
     with ctx.db.engine.connect() as connection:
         stored = connection.execute(text("SELECT count(*) FROM events")).scalar()
     flush_redis(ctx.redis_url)
@@ -61,12 +63,16 @@ def ingest(ctx: Context) -> dict:
         "accepted": len(accepted),
         "errors": len(requests) - len(accepted),
         "events_stored": stored,
+        "warmup_accepted": warmup_accepted,
         "rate": round(len(accepted) / opts.duration, 1),
         "p50_ms": _ms(percentile(accepted, 50)),
         "p95_ms": _ms(percentile(accepted, 95)),
         "p99_ms": _ms(percentile(accepted, 99)),
         "cpu_seconds": cpu,
-        "web_cpu_ms_per_event": round(cpu["web"] * 1000 / len(accepted), 3) if accepted else None,
+        # The meter ran through the warm-up too, so its events count here.
+        "web_cpu_ms_per_event": (
+            round(cpu["web"] * 1000 / (len(accepted) + warmup_accepted), 3) if accepted else None
+        ),
         "profile": profiled,
     }
 

@@ -76,6 +76,10 @@ def rows(results: dict) -> list[Row]:
             Row("ingest", figure, rate(ingest["rate"]), "≥ 500/s", ingest["rate"] >= 500),
             Row("ingest", "p95 request latency", ms(ingest["p95_ms"])),
         ]
+        answered = ingest["accepted"] + ingest.get("warmup_accepted", 0)
+        stored = f"{ingest['events_stored']:,} / {answered:,}"
+        kept = ingest["events_stored"] == answered
+        out.append(Row("ingest", "events stored / 202 answers", stored, "equal", kept))
         if ingest.get("web_cpu_ms_per_event"):
             cost = f"{ingest['web_cpu_ms_per_event']:.1f} ms"
             out.append(Row("ingest", "web CPU per accepted event", cost))
