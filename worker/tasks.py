@@ -16,6 +16,7 @@ from shared.models import Delivery
 from shared.publishing import dispatch_or_leave_for_sweep
 from shared.sender import Sender
 from shared.services.delivery import DEFERRED, RETRY, attempt_delivery
+from shared.services.delivery_batches import delivery_store
 from shared.services.sweep import purge, sweep
 from shared.throttle import ReceiverLimiter
 from worker.celery_app import RETRY_QUEUE, celery_app, settings
@@ -29,6 +30,7 @@ class _Resources:
     """The database and HTTP pool of this worker process, made on first use (after any fork)."""
 
     db = None
+    store = None
     sender = None
     metrics = None
     limiter = None
@@ -49,12 +51,14 @@ class _Resources:
         cls.sender = Sender(settings)
         cls.metrics = MetricsRecorder(settings.redis_url)
         cls.limiter = ReceiverLimiter(settings.max_in_flight_per_receiver)
-        # Threads hold a connection only to claim and to record, so fewer than the threads
-        # suffice; PostgreSQL allows ~100 connections across all processes. No ping before
-        # each checkout: it is a round trip per statement on the hot path. After a database
-        # restart the first statement on a dead connection fails, the pool is renewed, and
-        # the sweep recovers that delivery.
-        cls.db = Database(settings.database_url, pool_size=16, pre_ping=False)
+        # Claims and records go through the store (batched on PostgreSQL), so a few
+        # connections serve all the threads; PostgreSQL allows ~100 across all processes.
+        # No ping before each checkout: it is a round trip per statement on the hot path.
+        # After a database restart the first statement on a dead connection fails, the pool
+        # is renewed, and the sweep recovers the deliveries of that batch.
+        db = Database(settings.database_url, pool_size=16, pre_ping=False)
+        cls.store = delivery_store(db, settings)
+        cls.db = db
 
 
 @worker_process_init.connect
@@ -78,7 +82,12 @@ def deliver(self, delivery_id: str, receiver: str | None = None, deferrals: int 
         outcome = DEFERRED
     else:
         outcome = attempt_delivery(
-            db, resources.sender, settings, delivery_id, resources.metrics, resources.limiter, delay
+            resources.store,
+            resources.sender,
+            delivery_id,
+            resources.metrics,
+            resources.limiter,
+            delay,
         )
     if outcome == DEFERRED:
         try:

@@ -50,6 +50,26 @@ def _from_webhook(column):
     return select(column).where(Webhook.id == Delivery.webhook_id).scalar_subquery()
 
 
+# Everything an attempt needs, read by the statement that claims the row.
+CLAIM_RETURNING = (
+    Delivery.round,
+    Delivery.attempts,
+    Delivery.event_id,
+    Delivery.target,
+    Delivery.url,
+    select(Event.body).where(Event.id == Delivery.event_id).scalar_subquery(),
+    _from_webhook(Webhook.custom_headers),
+    _from_webhook(Webhook.secret),
+    _from_webhook(Webhook.previous_secret),
+    _from_webhook(Webhook.previous_secret_expires_at),
+)
+CLAIMED_VALUES = {
+    "status": "in_flight",
+    "attempts": Delivery.attempts + 1,
+    "lease_until": bindparam("b_lease_until"),
+    "updated_at": bindparam("now"),
+}
+
 # The hot-path statements are built once: building and hashing them on every call cost more
 # CPU than the database round trips themselves.
 _CLAIM = (
@@ -60,41 +80,29 @@ _CLAIM = (
         Delivery.attempts < bindparam("max_attempts"),
         Delivery.next_attempt_at <= bindparam("due_by"),
     )
-    .values(
-        status="in_flight",
-        attempts=Delivery.attempts + 1,
-        lease_until=bindparam("b_lease_until"),
-        updated_at=bindparam("now"),
-    )
-    .returning(
-        Delivery.round,
-        Delivery.attempts,
-        Delivery.event_id,
-        Delivery.target,
-        Delivery.url,
-        select(Event.body).where(Event.id == Delivery.event_id).scalar_subquery(),
-        _from_webhook(Webhook.custom_headers),
-        _from_webhook(Webhook.secret),
-        _from_webhook(Webhook.previous_secret),
-        _from_webhook(Webhook.previous_secret_expires_at),
-    )
+    .values(**CLAIMED_VALUES)
+    .returning(*CLAIM_RETURNING)
 )
+
+
+def claim_params(settings: Settings, now: datetime) -> dict:
+    return {
+        "max_attempts": settings.max_attempts,
+        "due_by": now + DUE_SLACK,
+        "b_lease_until": now + timedelta(seconds=settings.lease_seconds),
+        "now": now,
+    }
 
 
 def claim(conn: Connection, settings: Settings, delivery_id: uuid.UUID, now: datetime):
     """Take the delivery for one attempt, and read all the attempt needs, in one statement."""
-    row = conn.execute(
-        _CLAIM,
-        {
-            "delivery_id": delivery_id,
-            "max_attempts": settings.max_attempts,
-            "due_by": now + DUE_SLACK,
-            "b_lease_until": now + timedelta(seconds=settings.lease_seconds),
-            "now": now,
-        },
-    ).one_or_none()
-    if row is None:
-        return None
+    params = {**claim_params(settings, now), "delivery_id": delivery_id}
+    row = conn.execute(_CLAIM, params).one_or_none()
+    return None if row is None else claim_from_row(settings, delivery_id, row, now)
+
+
+def claim_from_row(settings: Settings, delivery_id: uuid.UUID, row, now: datetime) -> Claim:
+    """A Claim from the columns of CLAIM_RETURNING."""
     round_, number, event_id, target, url, body, custom_headers, secret, previous, expires = row
     headers, secrets = {}, ()
     if target == "global":
@@ -176,17 +184,18 @@ def _claim_params(claimed: Claim) -> dict:
     return {"b_delivery_id": claimed.id, "b_round": claimed.round, "b_number": claimed.number}
 
 
+def outcome_of(settings: Settings, claimed: Claim, result: SendResult) -> str:
+    if result.ok:
+        return DELIVERED
+    return RETRY if claimed.number < settings.max_attempts else FAILED
+
+
 def record(
     conn: Connection, settings: Settings, claimed: Claim, started: datetime, result: SendResult
 ) -> str:
     """Store the attempt and move the delivery on, in one statement on PostgreSQL."""
     now = utcnow()
-    if result.ok:
-        outcome = DELIVERED
-    elif claimed.number < settings.max_attempts:
-        outcome = RETRY
-    else:
-        outcome = FAILED
+    outcome = outcome_of(settings, claimed, result)
     params = {
         **_claim_params(claimed),
         "b_started_at": started,
@@ -214,10 +223,29 @@ def defer(conn: Connection, claimed: Claim, seconds: float) -> None:
     conn.execute(_DEFER, {**params, "retry_at": now + timedelta(seconds=seconds)})
 
 
+class DirectStore:
+    """Claims and records as statements of their own, each on a pooled connection."""
+
+    def __init__(self, db: Database, settings: Settings):
+        self.db = db
+        self.settings = settings
+
+    def claim(self, delivery_id: uuid.UUID) -> Claim | None:
+        with self.db.statements() as conn:
+            return claim(conn, self.settings, delivery_id, utcnow())
+
+    def record(self, claimed: Claim, started: datetime, result: SendResult) -> str:
+        with self.db.statements() as conn:
+            return record(conn, self.settings, claimed, started, result)
+
+    def defer(self, claimed: Claim, seconds: float) -> None:
+        with self.db.statements() as conn:
+            defer(conn, claimed, seconds)
+
+
 def attempt_delivery(
-    db: Database,
+    store: DirectStore,
     sender: Sender,
-    settings: Settings,
     delivery_id,
     metrics: MetricsRecorder | None = None,
     limiter: ReceiverLimiter | None = None,
@@ -229,14 +257,12 @@ def attempt_delivery(
     due again in `defer_seconds`, with no attempt spent.
     """
     started = utcnow()
-    with db.statements() as conn:
-        claimed = claim(conn, settings, uuid.UUID(str(delivery_id)), started)
+    claimed = store.claim(uuid.UUID(str(delivery_id)))
     if claimed is None:
         return SKIPPED
     lease = limiter.acquire(claimed.url) if limiter is not None else None
     if limiter is not None and lease is None:
-        with db.statements() as conn:
-            defer(conn, claimed, defer_seconds)
+        store.defer(claimed, defer_seconds)
         return DEFERRED
     body = claimed.body.encode()
     headers = request_headers(claimed, int(started.timestamp()), body)
@@ -245,8 +271,7 @@ def attempt_delivery(
     finally:
         if lease is not None:
             limiter.release(claimed.url, lease)
-    with db.statements() as conn:
-        outcome = record(conn, settings, claimed, started, result)
+    outcome = store.record(claimed, started, result)
     if metrics is not None:
         ended = outcome if outcome in (DELIVERED, FAILED) else None
         metrics.attempt_finished(result.duration_ms, ended)
