@@ -25,8 +25,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, help="drain backlog (20,000; quick: 2,000)")
     parser.add_argument("--duration", type=float, help="seconds of load (30; quick: 8)")
     parser.add_argument(
-        "--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "1")),
-        help="worker processes (the Procfile runs one; a PaaS scales it)",
+        "--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 1)),
+        help="worker processes, each the Procfile's `worker` (default: one per core, as the"
+        " README advises and as the baseline's prefork pool has)",
     )  # fmt: skip
     parser.add_argument(
         "--baseline-concurrency", type=int, default=os.cpu_count() or 2,

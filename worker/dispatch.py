@@ -22,4 +22,8 @@ def send_deliveries(deliveries: Sequence[Outgoing]) -> None:
                 kwargs={"receiver": delivery.receiver},
                 queue=FIRST_QUEUE,
                 producer=producer,
+                # Celery sends to a direct queue through the default exchange, straight onto
+                # the queue's list; declaring the queue before every message (a retried,
+                # cached check) only cost the API a twentieth of its CPU.
+                declare=[],
             )
