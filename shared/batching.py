@@ -1,21 +1,19 @@
-"""Group commit: work submitted by many threads, done a batch at a time by one thread.
+"""Group commit: work submitted by many threads, done together when it overlaps.
 
 A worker process runs many deliveries at once, and each claims its row and records its
 attempt: two statements, each paying the driver, the round trip, the planner and a commit.
-Handing them to one thread that takes everything waiting and runs it as one statement makes
-that cost per batch instead of per delivery. Nothing waits on purpose: a lone request runs
-at once, and a batch grows only while the previous one is running.
+When requests overlap, one thread takes everything waiting and runs it as one statement, so
+that cost is paid per batch instead of per delivery. Nothing waits on purpose: a request made
+while nothing else is running runs at once in its own thread, and a batch grows only while
+other work is running.
 """
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-
-log = logging.getLogger(__name__)
 
 
 class Batcher:
@@ -30,9 +28,20 @@ class Batcher:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._running = 0  # runs in progress: requests run at once, and the batch thread's
 
     def submit(self, item):
+        with self._lock:
+            alone = self._running == 0 and self._queue.empty()
+            if alone:
+                self._running += 1
+        if alone:
+            try:
+                return self._run([item])[0]
+            finally:
+                with self._lock:
+                    self._running -= 1
         future: Future = Future()
         self._queue.put((item, future))
         self._ensure_thread()
@@ -41,7 +50,7 @@ class Batcher:
     def _ensure_thread(self) -> None:
         if self._thread is not None:
             return
-        with self._start_lock:
+        with self._lock:
             if self._thread is None:
                 thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 thread.start()
@@ -50,12 +59,18 @@ class Batcher:
     def _loop(self) -> None:
         while True:
             batch = [self._queue.get()]
+            with self._lock:
+                self._running += 1
             while len(batch) < self._max_batch:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._run_batch(batch)
+            try:
+                self._run_batch(batch)
+            finally:
+                with self._lock:
+                    self._running -= 1
 
     def _run_batch(self, batch: list) -> None:
         try:

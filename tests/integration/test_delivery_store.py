@@ -8,13 +8,14 @@ import threading
 import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from shared.models import Attempt, Delivery
 from shared.publishing import publish_event
 from shared.sender import SendResult
 from shared.services.delivery import DELIVERED, FAILED, RETRY, SKIPPED
-from shared.services.delivery_batches import delivery_store
+from shared.services.delivery_batches import BatchedStore, delivery_store
 from shared.services.webhooks import create_webhook, delete_webhook
 from shared.timeutil import as_utc, utcnow
 from tests.conftest import connection_event
@@ -117,3 +118,29 @@ def test_an_attempt_on_a_delivery_cancelled_meanwhile_leaves_it_cancelled(databa
         delete_webhook(session, DEFAULT_WALLET, webhook_id)
     assert store.record(claim, utcnow(), OK) == SKIPPED
     assert _row(database, delivery_id).status == "cancelled"
+
+
+def test_one_statement_claims_a_batch_and_records_its_outcomes(database, settings):
+    if database.is_sqlite:
+        pytest.skip("batches are PostgreSQL's (SQLite has a single writer)")
+    _, ids = _deliveries(database, settings, 4)
+    store = BatchedStore(database, settings)
+    claims = store.claim_many([ids[0], ids[1], ids[0], ids[2], ids[3]])
+    assert [claim.id if claim else None for claim in claims] == [ids[0], ids[1], None] + ids[2:]
+    taken = [claim for claim in claims if claim is not None]
+    outcomes = store.record_many(
+        [(taken[0], utcnow(), OK), (taken[1], utcnow(), ERROR), (taken[2], utcnow(), OK)]
+    )
+    assert outcomes == [DELIVERED, RETRY, DELIVERED]
+    assert [_row(database, delivery_id).status for delivery_id in ids] == [
+        "delivered",
+        "pending",
+        "delivered",
+        "in_flight",
+    ]
+    # An outcome for an attempt that no longer owns its row changes nothing.
+    assert store.record_many([(taken[0], utcnow(), ERROR), (taken[3], utcnow(), OK)]) == [
+        SKIPPED,
+        DELIVERED,
+    ]
+    assert _row(database, ids[0]).status == "delivered"

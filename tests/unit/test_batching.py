@@ -32,12 +32,17 @@ def test_each_thread_gets_the_result_for_its_own_item():
     assert len(batches) < 50  # some were done together
 
 
-def test_a_lone_item_runs_at_once_and_alone():
-    batches = []
-    batcher = Batcher(lambda items: batches.append(list(items)) or items, "test-batcher")
+def test_a_lone_item_runs_at_once_in_its_own_thread():
+    seen = []
+
+    def run(items):
+        seen.append((list(items), threading.current_thread()))
+        return items
+
+    batcher = Batcher(run, "test-batcher")
     assert batcher.submit("a") == "a"
     assert batcher.submit("b") == "b"
-    assert batches == [["a"], ["b"]]
+    assert seen == [(["a"], threading.current_thread()), (["b"], threading.current_thread())]
 
 
 def test_a_failed_batch_raises_in_every_submitter_and_the_batcher_goes_on():
