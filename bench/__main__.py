@@ -15,7 +15,7 @@ from bench.procs import ROOT
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/webhooks_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
-SCENARIOS = ("ceiling", "baseline", "drain", "ingest", "latency", "isolation")
+SCENARIOS = ("ceiling", "baseline", "floor", "drain", "ingest", "latency", "isolation")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -169,6 +169,7 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
         runners = {
             "ceiling": scenarios.ceiling,
             "baseline": scenarios.baseline,
+            "floor": scenarios.celery_floor,
             "drain": scenarios.drain,
             "ingest": paced.ingest,
             "latency": paced.latency,

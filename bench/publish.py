@@ -2,11 +2,13 @@
 
 python -m bench.publish service --wallet ID --count N --until T --out FILE
 python -m bench.publish naive --url URL --count N --until T --out FILE
+python -m bench.publish noop --count N --until T --out FILE
 
 service: `shared.publishing.publish_event(..., dispatch=worker.dispatch.send_deliveries)` in a
 loop, in a few threads (what an in-process producer calls: commit, then send the task).
-naive: the baseline's `apply_async` loop. Both stop at --until whatever the count, so that the
-bench stays bounded in time; the file says how many were published.
+naive: the baseline's `apply_async` loop; noop: the same with bench.noop's task. All stop at
+--until whatever the count, so that the bench stays bounded in time; the file says how many
+were published.
 """
 
 from __future__ import annotations
@@ -69,9 +71,22 @@ def naive(url: str, count: int, until: float) -> int:
     return published
 
 
+def noop(count: int, until: float) -> int:
+    from bench import noop as floor
+
+    published = 0
+    with floor.app.producer_or_acquire() as producer:
+        for number in range(count):
+            if time.time() > until:
+                break
+            floor.nothing.apply_async(args=(number,), producer=producer)
+            published += 1
+    return published
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["service", "naive"])
+    parser.add_argument("kind", choices=["service", "naive", "noop"])
     parser.add_argument("--wallet", type=uuid.UUID)
     parser.add_argument("--url")
     parser.add_argument("--count", type=int, required=True)
@@ -81,6 +96,8 @@ def main() -> None:
     started = time.time()
     if args.kind == "service":
         published = service(args.wallet, args.count, args.until)
+    elif args.kind == "noop":
+        published = noop(args.count, args.until)
     else:
         published = naive(args.url, args.count, args.until)
     with open(args.out, "w") as out:

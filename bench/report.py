@@ -68,6 +68,15 @@ def rows(results: dict) -> list[Row]:
         if base.get("worker_cpu_ms_per_delivery"):
             cost = f"{base['worker_cpu_ms_per_delivery']:.1f} ms"
             out.append(Row("baseline", "worker CPU per delivery", cost))
+    floor = results.get("floor", {})
+    if "rate" in floor:
+        workers = "1 worker" if floor["workers"] == 1 else f"{floor['workers']} workers"
+        figure = f"Celery alone: no-op tasks/s, {workers} × {floor['concurrency']} threads"
+        note = "" if floor["complete"] else f" (stopped after {floor['done']:,})"
+        out.append(Row("floor", figure, rate(floor["rate"]) + note))
+        if floor.get("worker_cpu_ms_per_task"):
+            cost = f"{floor['worker_cpu_ms_per_task']:.1f} ms"
+            out.append(Row("floor", "worker CPU per task", cost))
     out += _drain_rows(results.get("drain", {}), ceiling, base)
     ingest = results.get("ingest", {})
     if "rate" in ingest:

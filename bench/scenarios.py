@@ -6,14 +6,16 @@ import os
 import time
 from collections import Counter
 
+import redis
 from sqlalchemy import text
 
-from bench import profile
+from bench import noop, profile
 from bench.context import Context, CpuMeter
 from bench.fixtures import clear_events, flush_redis
 from bench.procs import BIN, MemorySampler, descendants, status_kb
 
 POLL = 0.5  # the rates come from timestamps, not from how often the bench looks
+WORKER_THREADS = int(os.environ.get("WORKER_CONCURRENCY") or 64)  # as the Procfile's worker
 PUBLISHERS = 2  # processes filling the backlog
 
 
@@ -84,6 +86,53 @@ def baseline(ctx: Context) -> dict:
     }
 
 
+def celery_floor(ctx: Context) -> dict:
+    """No-op tasks drained by as many threads-pool workers as the drain uses: Celery's own cost."""
+    opts = ctx.options
+    flush_redis(ctx.baseline_redis_url)
+    events, _ = publish_backlog(ctx, "noop")
+    env = {**ctx.stack.env, "BASELINE_REDIS_URL": ctx.baseline_redis_url}
+    command = [
+        str(BIN / "celery"), "-A", "bench.noop", "worker", "--pool=threads",
+        f"--concurrency={WORKER_THREADS}", "--without-gossip", "--without-mingle",
+        "--loglevel=WARNING",
+    ]  # fmt: skip
+    queue = redis.Redis.from_url(ctx.baseline_redis_url)
+    workers = [ctx.registry.start(f"noop-worker-{n}", command, env) for n in range(opts.workers)]
+    meter = CpuMeter({"worker": [w.pid for w in workers]}, ctx)
+    first = last = None
+    try:
+        deadline = time.monotonic() + opts.baseline_timeout
+        while time.monotonic() < deadline:
+            if first is None and queue.llen(noop.QUEUE) < events:
+                first = time.time()
+                meter.start()
+            if int(queue.get(noop.DONE_KEY) or 0) >= events:
+                last = time.time()
+                break
+            for worker in workers:
+                if not worker.alive():
+                    raise RuntimeError(f"{worker.name} exited:\n{worker.log_tail()}")
+            time.sleep(0.01)  # the rate comes from this poll: keep it fine
+        cpu = meter.stop() if meter.begin else {}
+        done = int(queue.get(noop.DONE_KEY) or 0)
+    finally:
+        ctx.registry.stop(*workers, grace=5.0)
+        flush_redis(ctx.baseline_redis_url)
+    window = ((last or time.time()) - first) if first else 0.0
+    return {
+        "events": events,
+        "done": done,
+        "complete": done >= events,
+        "workers": opts.workers,
+        "concurrency": WORKER_THREADS,
+        "seconds": round(window, 3),
+        "rate": round(done / window, 1) if window else 0.0,
+        "cpu_seconds": cpu,
+        "worker_cpu_ms_per_task": _per(cpu, "worker", done),
+    }
+
+
 def _per(cpu: dict, group: str, count: int) -> float | None:
     """Milliseconds of CPU that `group` spent per item over the metered window."""
     return round(cpu[group] * 1000 / count, 3) if cpu and count > 0 else None
@@ -145,7 +194,7 @@ def drain(ctx: Context) -> dict:
     return {
         "events": events,
         "workers": opts.workers,
-        "concurrency": int(os.environ.get("WORKER_CONCURRENCY") or 64),
+        "concurrency": WORKER_THREADS,
         "delivered": delivered,
         "failed": counts.get("failed", 0),
         "complete": delivered >= events,
