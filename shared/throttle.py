@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 
 def receiver_key(url: str) -> str:
+    """scheme://host:port: what the cap counts by (the port is empty when the URL has none)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
 
@@ -42,7 +43,10 @@ class ReceiverLimiter:
         self._receivers: dict[str, _Receiver] = {}
 
     def acquire(self, url: str) -> object | None:
-        """A token to release after the attempt, or None when the receiver must wait."""
+        """A token to release after the attempt, or None when the receiver must wait.
+
+        `url` may be the delivery's URL or its receiver_key (the key of a key is itself).
+        """
         now = time.monotonic()
         with self._lock:
             receiver = self._receivers.setdefault(receiver_key(url), _Receiver())
@@ -51,17 +55,6 @@ class ReceiverLimiter:
             token = object()
             receiver.running[token] = now
             return token
-
-    def saturated(self, receiver: str) -> bool:
-        """Whether an attempt against `receiver` (a receiver_key) would be put back now."""
-        now = time.monotonic()
-        with self._lock:
-            state = self._receivers.get(receiver)
-            return (
-                state is not None
-                and len(state.running) >= self.limit
-                and self._is_capped(state, now)
-            )
 
     def release(self, url: str, token: object) -> None:
         key = receiver_key(url)

@@ -76,19 +76,15 @@ def deliver(self, delivery_id: str, receiver: str | None = None, deferrals: int 
     resources = _Resources.get()
     db = resources.db
     delay = _deferral_delay(deferrals)
-    if receiver is not None and resources.limiter.saturated(receiver):
-        # Put back before touching the database: while a receiver hangs, waiting deliveries
-        # must cost as little as possible.
-        outcome = DEFERRED
-    else:
-        outcome = attempt_delivery(
-            resources.store,
-            resources.sender,
-            delivery_id,
-            resources.metrics,
-            resources.limiter,
-            delay,
-        )
+    outcome = attempt_delivery(
+        resources.store,
+        resources.sender,
+        delivery_id,
+        resources.metrics,
+        resources.limiter,
+        delay,
+        receiver,
+    )
     if outcome == DEFERRED:
         try:
             deliver.apply_async(

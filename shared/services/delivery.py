@@ -250,27 +250,45 @@ def attempt_delivery(
     metrics: MetricsRecorder | None = None,
     limiter: ReceiverLimiter | None = None,
     defer_seconds: float = 1.0,
+    receiver: str | None = None,
 ) -> str:
     """Run one attempt of a delivery; the outcome says whether to retry.
 
     DEFERRED means the receiver already has its share of attempts running: the delivery is
-    due again in `defer_seconds`, with no attempt spent.
+    due again in `defer_seconds`, with no attempt spent. When the task message names the
+    receiver, its share is taken before anything else, so a saturated receiver's deliveries
+    are put back without touching the database and a burst cannot overshoot the cap.
     """
+    lease = None
+    if limiter is not None and receiver is not None:
+        lease = limiter.acquire(receiver)
+        if lease is None:
+            return DEFERRED
+    try:
+        return _attempt(store, sender, delivery_id, metrics, limiter, defer_seconds, lease)
+    finally:
+        if lease is not None:
+            limiter.release(receiver, lease)
+
+
+def _attempt(store, sender, delivery_id, metrics, limiter, defer_seconds, lease) -> str:
     started = utcnow()
     claimed = store.claim(uuid.UUID(str(delivery_id)))
     if claimed is None:
         return SKIPPED
-    lease = limiter.acquire(claimed.url) if limiter is not None else None
-    if limiter is not None and lease is None:
-        store.defer(claimed, defer_seconds)
-        return DEFERRED
+    own_lease = None
+    if limiter is not None and lease is None:  # a message without its receiver: cap here
+        own_lease = limiter.acquire(claimed.url)
+        if own_lease is None:
+            store.defer(claimed, defer_seconds)
+            return DEFERRED
     body = claimed.body.encode()
     headers = request_headers(claimed, int(started.timestamp()), body)
     try:
         result = sender.post(claimed.url, body, headers)
     finally:
-        if lease is not None:
-            limiter.release(claimed.url, lease)
+        if own_lease is not None:
+            limiter.release(claimed.url, own_lease)
     outcome = store.record(claimed, started, result)
     if metrics is not None:
         ended = outcome if outcome in (DELIVERED, FAILED) else None
