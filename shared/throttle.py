@@ -56,7 +56,8 @@ class ReceiverLimiter:
             receiver.running[token] = now
             return token
 
-    def release(self, url: str, token: object) -> None:
+    def release(self, url: str, token: object, answered: bool = True) -> None:
+        """Give the share back; `answered=False` when no request was made (nothing to judge)."""
         key = receiver_key(url)
         now = time.monotonic()
         with self._lock:
@@ -67,7 +68,7 @@ class ReceiverLimiter:
             if now - started > self.slow_after:
                 receiver.slow_until = now + self.remember
                 receiver.fast_until = 0.0
-            else:
+            elif answered:
                 receiver.fast_until = now + self.remember
             if not receiver.running and max(receiver.slow_until, receiver.fast_until) <= now:
                 del self._receivers[key]

@@ -264,11 +264,15 @@ def attempt_delivery(
         lease = limiter.acquire(receiver)
         if lease is None:
             return DEFERRED
+    outcome = SKIPPED
     try:
-        return _attempt(store, sender, delivery_id, metrics, limiter, defer_seconds, lease)
+        outcome = _attempt(store, sender, delivery_id, metrics, limiter, defer_seconds, lease)
+        return outcome
     finally:
         if lease is not None:
-            limiter.release(receiver, lease)
+            # Nothing claimed (a duplicate message): no request, so no sign of the receiver's
+            # speed; only an answer may lift the cap on a receiver not heard from yet.
+            limiter.release(receiver, lease, answered=outcome != SKIPPED)
 
 
 def _attempt(store, sender, delivery_id, metrics, limiter, defer_seconds, lease) -> str:

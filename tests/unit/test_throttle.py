@@ -20,6 +20,13 @@ def test_a_receiver_not_heard_from_yet_is_capped():
     assert limiter.acquire("http://other.example/hook") is not None  # others are unaffected
 
 
+def test_a_share_given_back_without_a_request_does_not_count_as_an_answer():
+    limiter = ReceiverLimiter(limit=1, slow_after=1.0)
+    limiter.release(URL, limiter.acquire(URL), answered=False)
+    assert limiter.acquire(URL) is not None
+    assert limiter.acquire(URL) is None  # still not heard from: still capped
+
+
 def test_a_fast_receiver_is_not_capped():
     limiter = ReceiverLimiter(limit=2, slow_after=0.05)
     _answered_quickly(limiter)
