@@ -11,8 +11,8 @@ from celery.signals import after_setup_logger, worker_process_init, worker_ready
 
 from shared.settings import settings_or_exit
 
-FIRST_QUEUE = "webhooks"
-RETRY_QUEUE = "webhooks.retry"
+FIRST_QUEUE = "webhooks"  # first attempts: can hold a backlog
+RETRY_QUEUE = "webhooks.retry"  # retries, put-backs and housekeeping: short, fetched at once
 
 settings = settings_or_exit()
 
@@ -58,9 +58,20 @@ celery_app.conf.update(
         "interval_step": 0.2,
         "interval_max": 0.2,
     },
+    # Housekeeping travels on the short queue, so that a backlog of deliveries does not hold
+    # the sweep back; a sweep that still found no worker for a minute is dropped (the next one
+    # does the same work: a pile of stale sweeps run back to back would only repeat it).
     beat_schedule={
-        "sweep": {"task": "webhooks.sweep", "schedule": settings.sweep_interval},
-        "purge": {"task": "webhooks.purge", "schedule": 3600.0},
+        "sweep": {
+            "task": "webhooks.sweep",
+            "schedule": settings.sweep_interval,
+            "options": {"queue": RETRY_QUEUE, "expires": max(60.0, settings.sweep_interval)},
+        },
+        "purge": {
+            "task": "webhooks.purge",
+            "schedule": 3600.0,
+            "options": {"queue": RETRY_QUEUE, "expires": 3600.0},
+        },
     },
 )
 

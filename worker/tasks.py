@@ -5,6 +5,7 @@ import random
 import threading
 import uuid
 
+import redis
 from celery.exceptions import MaxRetriesExceededError, Reject
 from celery.signals import worker_process_init
 from sqlalchemy import update
@@ -19,7 +20,7 @@ from shared.services.delivery import DEFERRED, RETRY, attempt_delivery
 from shared.services.delivery_batches import delivery_store
 from shared.services.sweep import purge, sweep
 from shared.throttle import ReceiverLimiter
-from worker.celery_app import RETRY_QUEUE, celery_app, settings
+from worker.celery_app import FIRST_QUEUE, RETRY_QUEUE, celery_app, settings
 from worker.dispatch import DELIVER_TASK, send_deliveries
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class _Resources:
     db = None
     store = None
     sender = None
+    broker = None
     metrics = None
     limiter = None
     _lock = threading.Lock()
@@ -49,6 +51,7 @@ class _Resources:
     @classmethod
     def _make(cls) -> None:
         cls.sender = Sender(settings)
+        cls.broker = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
         cls.metrics = MetricsRecorder(settings.redis_url)
         cls.limiter = ReceiverLimiter(settings.max_in_flight_per_receiver)
         # Claims and records go through the store (batched on PostgreSQL), so a few
@@ -115,6 +118,14 @@ def deliver(self, delivery_id: str, receiver: str | None = None, deferrals: int 
         raise
 
 
+def _messages_waiting(broker: redis.Redis) -> bool:
+    """Whether delivery messages are queued in Redis (a Kombu queue is a list of its name)."""
+    try:
+        return broker.llen(FIRST_QUEUE) > 0
+    except redis.RedisError:
+        return False  # unknown: the sweep then treats old pending deliveries as lost
+
+
 def _leave_for_sweep(db: Database, delivery_id: str) -> None:
     with db.statements() as conn:
         conn.execute(
@@ -124,11 +135,12 @@ def _leave_for_sweep(db: Database, delivery_id: str) -> None:
 
 @celery_app.task(name="webhooks.sweep")
 def sweep_deliveries() -> int:
-    db = _Resources.get().db
-    with db.transaction() as session:
-        ids = sweep(session, settings)
+    resources = _Resources.get()
+    waiting = _messages_waiting(resources.broker)
+    with resources.db.transaction() as session:
+        ids = sweep(session, settings, messages_waiting=waiting)
     if ids:
-        dispatch_or_leave_for_sweep(db, send_deliveries, ids)
+        dispatch_or_leave_for_sweep(resources.db, send_deliveries, ids)
         log.info("sweep re-sent %d deliveries", len(ids))
     return len(ids)
 

@@ -20,18 +20,26 @@ from shared.timeutil import utcnow
 LOST_ATTEMPT = "attempt lost: the worker stopped before recording an outcome"
 
 
-def sweep(session: Session, settings: Settings, batch: int = 1000) -> list[Outgoing]:
-    """Deliveries to enqueue again: lost attempts and messages that never arrived."""
+def sweep(
+    session: Session, settings: Settings, batch: int = 1000, messages_waiting: bool = False
+) -> list[Outgoing]:
+    """Deliveries to enqueue again: lost attempts and messages that never arrived.
+
+    A delivery whose message was sent but has not run after `delivery_stuck_after` seconds is
+    taken as lost only while no delivery messages wait in the broker (`messages_waiting`):
+    behind a backlog (workers down for a deploy, a burst) it is most likely still queued, and
+    sending it again would only queue a duplicate, every sweep until the backlog clears.
+    Deliveries never sent (the broker was down) and lost attempts are handled either way.
+    """
     now = utcnow()
     ids = _recover_lost_attempts(session, settings, now, batch)
     stuck_before = now - timedelta(seconds=settings.delivery_stuck_after)
+    unsent = Delivery.enqueued_at.is_(None)
+    if not messages_waiting:
+        unsent = or_(unsent, Delivery.enqueued_at < stuck_before)
     stuck = session.execute(
         select(Delivery.id, Delivery.url)
-        .where(
-            Delivery.status == "pending",
-            Delivery.next_attempt_at <= now,
-            or_(Delivery.enqueued_at.is_(None), Delivery.enqueued_at < stuck_before),
-        )
+        .where(Delivery.status == "pending", Delivery.next_attempt_at <= now, unsent)
         .order_by(Delivery.next_attempt_at)
         .limit(batch)
         .with_for_update(skip_locked=True)

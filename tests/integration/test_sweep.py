@@ -1,0 +1,60 @@
+"""What the sweep sends again, on the test database: lost messages, but not queued ones."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from shared.models import Delivery
+from shared.publishing import publish_event
+from shared.services.sweep import sweep
+from shared.services.webhooks import create_webhook
+from shared.timeutil import utcnow
+from tests.conftest import connection_event
+
+DEFAULT_WALLET = uuid.UUID(int=0)
+
+
+@pytest.fixture(autouse=True)
+def webhook(database):
+    with database.transaction() as session:
+        create_webhook(session, DEFAULT_WALLET, "http://receiver.test/hook", {}, None, 10)
+
+
+def _pending(database, settings, enqueued_ago: float | None) -> uuid.UUID:
+    """A pending delivery whose message was sent `enqueued_ago` seconds ago (None: never)."""
+    published = publish_event(
+        database, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event()
+    )
+    (delivery,) = published.deliveries
+    enqueued = None if enqueued_ago is None else utcnow() - timedelta(seconds=enqueued_ago)
+    with database.transaction() as session:
+        session.execute(
+            update(Delivery).where(Delivery.id == delivery.id).values(enqueued_at=enqueued)
+        )
+    return delivery.id
+
+
+def _swept(database, settings, messages_waiting: bool) -> set[uuid.UUID]:
+    with database.transaction() as session:
+        return {out.id for out in sweep(session, settings, messages_waiting=messages_waiting)}
+
+
+def test_a_message_that_never_ran_is_sent_again_once_nothing_is_queued(database, settings):
+    old = _pending(database, settings, enqueued_ago=settings.delivery_stuck_after + 5)
+    recent = _pending(database, settings, enqueued_ago=0)
+    assert _swept(database, settings, messages_waiting=False) == {old}
+    assert _swept(database, settings, messages_waiting=False) == set()  # not twice in a row
+    assert recent not in _swept(database, settings, messages_waiting=False)
+
+
+def test_behind_a_backlog_an_old_message_is_left_to_arrive(database, settings):
+    old = _pending(database, settings, enqueued_ago=settings.delivery_stuck_after + 5)
+    assert _swept(database, settings, messages_waiting=True) == set()
+    assert _swept(database, settings, messages_waiting=False) == {old}
+
+
+def test_a_delivery_never_sent_is_sent_even_behind_a_backlog(database, settings):
+    never = _pending(database, settings, enqueued_ago=None)
+    assert _swept(database, settings, messages_waiting=True) == {never}
