@@ -57,6 +57,12 @@ def dispatch_or_leave_for_sweep(db: Database, dispatch: Dispatch, deliveries: Se
             len(deliveries),
             type(exc).__name__,
         )
-        ids = [delivery.id for delivery in deliveries]
-        with db.transaction() as session:
-            session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=None))
+        leave_for_sweep(db, [delivery.id for delivery in deliveries])
+
+
+def leave_for_sweep(db: Database, delivery_ids: Sequence[uuid.UUID]) -> None:
+    """Mark deliveries as not sent: the next sweep sends their tasks."""
+    with db.statements() as connection:
+        connection.execute(
+            update(Delivery).where(Delivery.id.in_(delivery_ids)).values(enqueued_at=None)
+        )

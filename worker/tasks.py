@@ -8,13 +8,11 @@ import uuid
 import redis
 from celery.exceptions import MaxRetriesExceededError, Reject
 from celery.signals import worker_process_init
-from sqlalchemy import update
 
 from shared.db import Database
 from shared.logs import configure_logging
 from shared.metrics import MetricsRecorder
-from shared.models import Delivery
-from shared.publishing import dispatch_or_leave_for_sweep
+from shared.publishing import dispatch_or_leave_for_sweep, leave_for_sweep
 from shared.sender import Sender
 from shared.services.delivery import DEFERRED, RETRY, attempt_delivery
 from shared.services.delivery_batches import delivery_store
@@ -97,7 +95,7 @@ def deliver(self, delivery_id: str, receiver: str | None = None, deferrals: int 
                 queue=RETRY_QUEUE,
             )
         except Exception:
-            _leave_for_sweep(db, delivery_id)
+            leave_for_sweep(db, [uuid.UUID(delivery_id)])
         return outcome
     if outcome != RETRY:
         return outcome
@@ -110,11 +108,11 @@ def deliver(self, delivery_id: str, receiver: str | None = None, deferrals: int 
     except MaxRetriesExceededError:
         # Celery's counter ran out but the database allows another attempt (this message was
         # re-sent by the sweep): leave the row pending for the sweep.
-        _leave_for_sweep(db, delivery_id)
+        leave_for_sweep(db, [uuid.UUID(delivery_id)])
         return outcome
     except Reject:
         # The retry message could not be published (broker down); the sweep sends it later.
-        _leave_for_sweep(db, delivery_id)
+        leave_for_sweep(db, [uuid.UUID(delivery_id)])
         raise
 
 
@@ -124,13 +122,6 @@ def _messages_waiting(broker: redis.Redis) -> bool:
         return broker.llen(FIRST_QUEUE) > 0
     except redis.RedisError:
         return False  # unknown: the sweep then treats old pending deliveries as lost
-
-
-def _leave_for_sweep(db: Database, delivery_id: str) -> None:
-    with db.statements() as conn:
-        conn.execute(
-            update(Delivery).where(Delivery.id == uuid.UUID(delivery_id)).values(enqueued_at=None)
-        )
 
 
 @celery_app.task(name="webhooks.sweep")

@@ -147,11 +147,13 @@ _ATTEMPT = insert(Attempt).values(
     status_code=bindparam("b_status_code"),
     error=bindparam("b_error"),
 )
+# The delivery's status after an attempt with each outcome.
+STATUS_AFTER = {DELIVERED: "delivered", FAILED: "failed", RETRY: "pending"}
 _OUTCOME_VALUES = {
-    DELIVERED: {"status": "delivered"},
-    FAILED: {"status": "failed"},
+    DELIVERED: {"status": STATUS_AFTER[DELIVERED]},
+    FAILED: {"status": STATUS_AFTER[FAILED]},
     RETRY: {
-        "status": "pending",
+        "status": STATUS_AFTER[RETRY],
         "next_attempt_at": bindparam("retry_at"),
         "enqueued_at": bindparam("b_now"),
     },
@@ -180,7 +182,8 @@ _DEFER = _STILL_CLAIMED.values(
 )
 
 
-def _claim_params(claimed: Claim) -> dict:
+def _owner_params(claimed: Claim) -> dict:
+    """What identifies the attempt that owns the claimed row."""
     return {"b_delivery_id": claimed.id, "b_round": claimed.round, "b_number": claimed.number}
 
 
@@ -197,7 +200,7 @@ def record(
     now = utcnow()
     outcome = outcome_of(settings, claimed, result)
     params = {
-        **_claim_params(claimed),
+        **_owner_params(claimed),
         "b_started_at": started,
         "b_duration_ms": result.duration_ms,
         "b_status_code": result.status_code,
@@ -219,7 +222,7 @@ def record(
 def defer(conn: Connection, claimed: Claim, seconds: float) -> None:
     """Give the claim back without spending an attempt; the delivery is due again later."""
     now = utcnow()
-    params = {**_claim_params(claimed), "b_now": now}
+    params = {**_owner_params(claimed), "b_now": now}
     conn.execute(_DEFER, {**params, "retry_at": now + timedelta(seconds=seconds)})
 
 

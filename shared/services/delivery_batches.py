@@ -20,10 +20,9 @@ from shared.sender import SendResult
 from shared.services.delivery import (
     CLAIM_RETURNING,
     CLAIMED_VALUES,
-    DELIVERED,
-    FAILED,
     RETRY,
     SKIPPED,
+    STATUS_AFTER,
     Claim,
     DirectStore,
     claim_from_row,
@@ -90,8 +89,6 @@ _RECORD_MANY = (
     .columns(id=Uuid)
 )
 
-_STATUS = {DELIVERED: "delivered", FAILED: "failed", RETRY: "pending"}
-
 
 class BatchedStore(DirectStore):
     """Claims and records as one statement per batch of concurrent attempts (PostgreSQL)."""
@@ -136,7 +133,7 @@ class BatchedStore(DirectStore):
             "durations": [result.duration_ms for _, _, result in attempts],
             "codes": [result.status_code for _, _, result in attempts],
             "errors": [result.error for _, _, result in attempts],
-            "statuses": [_STATUS[outcome] for outcome in outcomes],
+            "statuses": [STATUS_AFTER[outcome] for outcome in outcomes],
             "retry_at": [retry_at if outcome == RETRY else None for outcome in outcomes],
             "now": now,
         }
