@@ -4,8 +4,8 @@ import gc
 import os
 
 from shared.logs import configure_logging
-from shared.migrate import prepare_database
 from shared.settings import settings_or_exit
+from tools.migrate import prepare_database
 
 _settings = settings_or_exit()  # a bad variable stops the start with one clear line
 

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import uuid
 
 from flask import request
 
+from app.base import Blueprint, ProblemSchema
 from app.state import state
 from shared.errors import Unauthorized
 from shared.models import DEFAULT_WALLET_ID
@@ -15,9 +17,6 @@ from shared.models import DEFAULT_WALLET_ID
 ADMIN_HEADER = "x-admin-api-key"
 TENANT_HEADER = "apikey"
 
-TENANT_SECURITY = [{"apiKeyAuth": []}]
-ADMIN_SECURITY = [{"adminApiKeyAuth": []}]
-EITHER_SECURITY = TENANT_SECURITY + ADMIN_SECURITY
 
 SECURITY_SCHEMES = {
     "apiKeyAuth": {"type": "apiKey", "in": "header", "name": TENANT_HEADER},
@@ -55,3 +54,41 @@ def caller_wallet_id() -> uuid.UUID | None:
         require_admin()
         return None
     return tenant_wallet_id()
+
+
+TENANT, ADMIN, TENANT_OR_ADMIN = "tenant", "admin", "tenant or admin"
+_SECURITY = {
+    TENANT: [{"apiKeyAuth": []}],
+    ADMIN: [{"adminApiKeyAuth": []}],
+    TENANT_OR_ADMIN: [{"apiKeyAuth": []}, {"adminApiKeyAuth": []}],
+}
+
+
+def _admin() -> dict:
+    require_admin()
+    return {}
+
+
+_CHECKS = {
+    TENANT: lambda: {"wallet_id": tenant_wallet_id()},
+    ADMIN: _admin,
+    TENANT_OR_ADMIN: lambda: {"wallet_id": caller_wallet_id()},
+}
+
+
+def caller(blp: Blueprint, who: str):
+    """Say once who may call a view: documented (security and the 401) and checked first.
+
+    Tenant views get `wallet_id`, the caller's wallet; for TENANT_OR_ADMIN it is None when the
+    operator calls. Admin views get nothing more.
+    """
+
+    def decorate(view):
+        @functools.wraps(view)
+        def checked(*args, **kwargs):
+            return view(*args, **kwargs, **_CHECKS[who]())
+
+        checked = blp.alt_response(401, schema=ProblemSchema, description="Not authorized")(checked)
+        return blp.doc(security=_SECURITY[who])(checked)
+
+    return decorate

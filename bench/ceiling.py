@@ -22,8 +22,8 @@ import uuid
 
 from bench.fixtures import connection_event
 from shared import signing
+from shared.publishing import encode_envelope
 from shared.sender import USER_AGENT, Sender
-from shared.services.events import encode_envelope
 from shared.settings import load_settings
 from shared.timeutil import utcnow
 

@@ -6,70 +6,17 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.processes import ROOT, Process, free_port  # noqa: F401 - re-exported
+
 BIN = Path(sys.executable).parent
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-class Proc:
-    def __init__(self, name: str, command: list[str], env: dict, logdir: Path, stdout=None):
-        self.name = name
-        self.log_path = logdir / f"{name}.log"
-        number = 1
-        while self.log_path.exists():  # one log per process: worker.log, worker-2.log, …
-            number += 1
-            self.log_path = logdir / f"{name}-{number}.log"
-        self._log = open(self.log_path, "wb")
-        self.started = time.time()
-        self.popen = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=stdout or self._log,
-            stderr=self._log,
-            start_new_session=True,  # its own group: stopping it stops its children too
-        )
-        self.pid = self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def wait_for_log(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log_path.read_text(errors="replace"):
-                return
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name}: no {text!r} within {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, grace: float = 10.0) -> None:
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(self.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.popen.wait(timeout=wait)
-                # The leader is gone; its group may still hold children (gunicorn workers).
-                os.killpg(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self._log.close()
+Proc = Process  # the name the bench uses
 
 
 class Registry:
@@ -99,12 +46,6 @@ class Registry:
 
     def stop_all(self) -> None:
         self.stop(*reversed(self.procs), grace=3.0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -56,7 +56,7 @@ def service(wallet_id: uuid.UUID, count: int, until: float) -> int:
 
 def naive(url: str, count: int, until: float) -> int:
     from bench import baseline
-    from shared.services.events import encode_envelope
+    from shared.publishing import encode_envelope
     from shared.timeutil import utcnow
 
     wallet_id = uuid.uuid4()

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 from bench.procs import BIN, ROOT, Proc, Registry
-from shared.cli import procfile_commands
+from tools.cli import procfile_commands
+from tools.processes import wait_for_http
 
 
 def service_env(database_url: str, redis_url: str, logdir: Path) -> dict[str, str]:
@@ -70,18 +69,3 @@ class Stack:
 
     def beat(self) -> Proc:
         return self._start("beat", self.commands["beat"], self.env)
-
-
-def wait_for_http(url: str, proc: Proc, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if not proc.alive():
-            raise RuntimeError(f"{proc.name} exited early:\n{proc.log_tail()}")
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout}s:\n{proc.log_tail()}")

@@ -1,5 +1,5 @@
 """Alembic environment: the URL comes from DATABASE_URL (shared.settings), or from the
-connection that `shared.migrate` hands over."""
+connection that `tools.migrate` hands over."""
 
 from alembic import context
 

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from shared.db import Database
-from shared.models import Delivery
+from shared.models import FINISHED, UNFINISHED, Delivery
 from shared.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class ServiceCollector(Collector):
         finished = CounterMetricFamily(
             "webhooks_deliveries", "Deliveries that ended, by outcome.", labels=["outcome"]
         )
-        for outcome in ("delivered", "failed"):
+        for outcome in FINISHED:
             finished.add_metric([outcome], outcomes.get(outcome, 0.0))
         yield finished
         cumulative, total = [], 0.0
@@ -144,7 +144,7 @@ class ServiceCollector(Collector):
             with self.db.session() as session:
                 count, oldest = session.execute(
                     select(func.count(), func.min(Delivery.created_at)).where(
-                        Delivery.status.in_(("pending", "in_flight"))
+                        Delivery.status.in_(UNFINISHED)
                     )
                 ).one()
         except Exception:

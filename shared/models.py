@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 
@@ -32,6 +33,22 @@ NAMING_CONVENTION = {
 }
 
 DEFAULT_WALLET_ID = uuid.UUID(int=0)
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where a delivery stands; stored as its value."""
+
+    PENDING = "pending"  # owed an attempt: due at next_attempt_at
+    IN_FLIGHT = "in_flight"  # an attempt is running (claimed until lease_until)
+    DELIVERED = "delivered"
+    FAILED = "failed"  # its round's attempts are spent
+    CANCELLED = "cancelled"  # its webhook was deleted
+
+
+# Deliveries the service still owes an attempt or an outcome.
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
+# Deliveries that ended their round and may be redelivered.
+FINISHED = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
 
 
 class UTCDateTime(TypeDecorator):
@@ -138,7 +155,7 @@ class Delivery(Base):
     )
     target: Mapped[str] = mapped_column(String(16))  # "wallet" or "global"
     url: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     round: Mapped[int] = mapped_column(Integer, default=1)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)

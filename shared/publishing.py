@@ -1,4 +1,5 @@
-"""Publishing a state change from Python: the function in-process producers call.
+"""Publishing a state change: validate it, store the envelope and one delivery per target, then
+send the tasks. The API calls this, and so do producers running in the same Python process:
 
     from shared.publishing import publish_event
     publish_event(db, settings, wallet_id, "ConnectionUpdated", data, dispatch=send_deliveries)
@@ -10,21 +11,55 @@ deliveries wait for the next sweep: nothing committed is lost.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database
+from shared.errors import NotFound
+from shared.event_types import check_event, is_notified
 from shared.metrics import MetricsRecorder
-from shared.models import Delivery
-from shared.services.events import Outgoing, PublishedEvent, record_event
 from shared.settings import Settings
+from shared.store import statements
+from shared.throttle import receiver_key
+from shared.timeutil import isoformat, utcnow
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A delivery to send: its id, and its receiver (scheme://host:port, never the path)."""
+
+    id: uuid.UUID
+    receiver: str
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    id: uuid.UUID
+    type: str
+    body: str  # the exact bytes every target receives, and the API's answer
+    deliveries: list[Outgoing]
+
+
 Dispatch = Callable[[Sequence[Outgoing]], None]
+
+
+def encode_envelope(event_id, event_type, ts, data, wallet_id) -> str:
+    # Key order and compact separators match the Identus agent's zio-json output.
+    envelope = {
+        "type": event_type,
+        "id": str(event_id),
+        "ts": isoformat(ts),
+        "data": data,
+        "walletId": str(wallet_id),
+    }
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
 
 
 def publish_event(
@@ -36,16 +71,32 @@ def publish_event(
     dispatch: Dispatch | None = None,
     metrics: MetricsRecorder | None = None,
 ) -> PublishedEvent:
-    # One atomic statement on PostgreSQL; one transaction on SQLite.
-    with db.statements() as connection:
-        published = record_event(
-            connection, settings, wallet_id, event_type, data, enqueued=dispatch is not None
-        )
-    if dispatch is not None and published.deliveries:
-        dispatch_or_leave_for_sweep(db, dispatch, published.deliveries)
+    """Store the event and its deliveries, then send their tasks (see the module's docstring)."""
+    kind = check_event(event_type, data)
+    now = utcnow()
+    event_id = uuid.uuid4()
+    event = statements.NewEvent(
+        id=event_id,
+        wallet_id=wallet_id,
+        type=event_type,
+        body=encode_envelope(event_id, event_type, now, data, wallet_id),
+        created_at=now,
+        notified=is_notified(kind, data),
+        enqueued=dispatch is not None,
+        global_url=settings.global_webhook_url or None,
+    )
+    try:
+        # One atomic statement on PostgreSQL; one transaction on SQLite.
+        with db.statements() as connection:
+            rows = statements.publish(connection, event)
+    except IntegrityError:  # the wallet's foreign key: checked by the insert, not a read
+        raise NotFound(f"Wallet id {wallet_id} does not exist.") from None
+    deliveries = [Outgoing(delivery_id, receiver_key(url)) for delivery_id, url in rows]
+    if dispatch is not None and deliveries:
+        dispatch_or_leave_for_sweep(db, dispatch, deliveries)
     if metrics is not None:
         metrics.event_published(event_type)
-    return published
+    return PublishedEvent(event_id, event_type, event.body, deliveries)
 
 
 def dispatch_or_leave_for_sweep(db: Database, dispatch: Dispatch, deliveries: Sequence[Outgoing]):
@@ -63,6 +114,4 @@ def dispatch_or_leave_for_sweep(db: Database, dispatch: Dispatch, deliveries: Se
 def leave_for_sweep(db: Database, delivery_ids: Sequence[uuid.UUID]) -> None:
     """Mark deliveries as not sent: the next sweep sends their tasks."""
     with db.statements() as connection:
-        connection.execute(
-            update(Delivery).where(Delivery.id.in_(delivery_ids)).values(enqueued_at=None)
-        )
+        statements.leave_for_sweep(connection, list(delivery_ids))

@@ -57,10 +57,6 @@ class Settings:
         return self.webhook_max_retries + 1
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def lease_seconds(self) -> float:
         """How long an attempt may stay in flight before the sweep calls it lost."""
         return self.webhook_timeout + 30.0

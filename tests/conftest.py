@@ -1,13 +1,15 @@
 """Fixtures: real servers (PostgreSQL and Redis when TEST_DATABASE_URL / TEST_REDIS_URL are set,
 else SQLite and an embedded Redis), the app, a real receiver, and real worker processes.
 
-A test module may set SERVICE_ENV = {...} to run its app and worker with other settings.
+A test module may set SERVICE_ENV = {...} to run its app and worker with other settings, and
+GLOBAL_WEBHOOK = {...} (settings, possibly empty) to send the global webhook's deliveries to the
+`global_receiver`. Tests under api/, integration/ and e2e/ start from an empty database and
+broker (`clean_state`); unit tests start nothing.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,14 +17,13 @@ import redis
 from sqlalchemy import text
 
 from shared.db import Database
-from shared.embedded import EmbeddedRedis
-from shared.migrate import prepare_database
 from shared.settings import load_settings
+from tests.helpers import ADMIN_TOKEN, DEFAULT_WALLET_KEY, Tenant, onboard_tenant
 from tests.processes import start_beat, start_worker
 from tests.receiver import Receiver
+from tools.embedded_redis import EmbeddedRedis
+from tools.migrate import prepare_database
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
-DEFAULT_WALLET_KEY = "default-wallet-test-key-0123"
 TABLES = (
     "attempts",
     "deliveries",
@@ -70,8 +71,20 @@ def base_env(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def global_receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
 def service_env(request, base_env) -> dict[str, str]:
-    return {**base_env, **getattr(request.module, "SERVICE_ENV", {})}
+    env = {**base_env, **getattr(request.module, "SERVICE_ENV", {})}
+    global_webhook = getattr(request.module, "GLOBAL_WEBHOOK", None)
+    if global_webhook is not None:
+        url = request.getfixturevalue("global_receiver").url("/global")
+        env.update({"GLOBAL_WEBHOOK_URL": url, **global_webhook})
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +99,7 @@ def database(base_env):
     db.dispose()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def clean_state(request, base_env, database):
     """Every test starts with an empty database (plus the default wallet) and an empty broker."""
     with database.engine.begin() as connection:
@@ -135,63 +148,6 @@ def beat(service_env, logdir):
     process.stop()
 
 
-def admin_headers() -> dict[str, str]:
-    return {"x-admin-api-key": ADMIN_TOKEN}
-
-
-class Tenant:
-    def __init__(self, client, wallet_id: str, api_key: str):
-        self.client = client
-        self.wallet_id = wallet_id
-        self.api_key = api_key
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"apikey": self.api_key}
-
-    def add_webhook(self, url: str, **fields) -> dict:
-        response = self.client.post(
-            "/cloud-agent/events/webhooks", json={"url": url, **fields}, headers=self.headers
-        )
-        assert response.status_code == 200, response.json
-        return response.json
-
-    def publish(self, event_type: str, data: dict):
-        return self.client.post(
-            "/cloud-agent/events", json={"type": event_type, "data": data}, headers=self.headers
-        )
-
-
-def onboard_tenant(client, name: str = "acme") -> Tenant:
-    """Wallet → entity → API key, through the admin routes, as an operator would."""
-    wallet = client.post("/cloud-agent/wallets", json={"name": name}, headers=admin_headers())
-    assert wallet.status_code == 201, wallet.json
-    entity = client.post(
-        "/cloud-agent/iam/entities",
-        json={"name": f"{name}-entity", "walletId": wallet.json["id"]},
-        headers=admin_headers(),
-    )
-    assert entity.status_code == 201, entity.json
-    api_key = f"{name}-key-{uuid.uuid4().hex}"
-    registered = client.post(
-        "/cloud-agent/iam/apikey-authentication",
-        json={"entityId": entity.json["id"], "apiKey": api_key},
-        headers=admin_headers(),
-    )
-    assert registered.status_code == 201, registered.data
-    return Tenant(client, wallet.json["id"], api_key)
-
-
 @pytest.fixture
 def tenant(client) -> Tenant:
     return onboard_tenant(client, "acme")
-
-
-def connection_event(state: str = "InvitationGenerated", **extra) -> dict:
-    return {
-        "connectionId": str(uuid.uuid4()),
-        "label": "Connect with Alice",
-        "role": "Inviter",
-        "state": state,
-        **extra,
-    }

@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from shared.services.events import Outgoing
+from shared.publishing import Outgoing
 from worker.celery_app import FIRST_QUEUE, celery_app
 
 DELIVER_TASK = "webhooks.deliver"

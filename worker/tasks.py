@@ -15,8 +15,9 @@ from shared.metrics import MetricsRecorder
 from shared.publishing import dispatch_or_leave_for_sweep, leave_for_sweep
 from shared.sender import Sender
 from shared.services.delivery import DEFERRED, RETRY, attempt_delivery
-from shared.services.delivery_batches import delivery_store
-from shared.services.sweep import purge, sweep
+from shared.services.retention import purge
+from shared.services.sweep import sweep
+from shared.store.stores import delivery_store
 from shared.throttle import ReceiverLimiter
 from worker.celery_app import FIRST_QUEUE, RETRY_QUEUE, celery_app, settings
 from worker.dispatch import DELIVER_TASK, send_deliveries

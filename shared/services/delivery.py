@@ -1,121 +1,30 @@
 """One delivery attempt: claim the row, POST the stored bytes, record what happened.
 
-The claim is an atomic UPDATE committed before the HTTP call, so a duplicate task message finds
-nothing to claim, and the attempt count in the database, not Celery's retry counter, decides
-whether another attempt is allowed.
+The claim and the record go through a store (`shared.store`); this module decides what an
+answer means and what comes next.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.engine import Connection
-
 from shared import signing
-from shared.db import Database
 from shared.metrics import MetricsRecorder
-from shared.models import Attempt, Delivery, Event, Webhook
+from shared.models import DeliveryStatus
 from shared.sender import USER_AGENT, Sender, SendResult
 from shared.settings import Settings
+from shared.store.statements import AttemptRecord
+from shared.store.stores import Claim, DirectStore
 from shared.throttle import ReceiverLimiter
-from shared.timeutil import as_utc, utcnow
+from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 DELIVERED, RETRY, FAILED, SKIPPED = "delivered", "retry", "failed", "skipped"
 DEFERRED = "deferred"
-# A retry message may run a moment before the time the database set (clock skew).
-DUE_SLACK = timedelta(seconds=1)
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: uuid.UUID
-    round: int
-    number: int
-    event_id: uuid.UUID
-    target: str
-    url: str
-    body: str
-    custom_headers: dict
-    secrets: tuple[str, ...]
-
-
-def _from_webhook(column):
-    return select(column).where(Webhook.id == Delivery.webhook_id).scalar_subquery()
-
-
-# Everything an attempt needs, read by the statement that claims the row.
-CLAIM_RETURNING = (
-    Delivery.round,
-    Delivery.attempts,
-    Delivery.event_id,
-    Delivery.target,
-    Delivery.url,
-    select(Event.body).where(Event.id == Delivery.event_id).scalar_subquery(),
-    _from_webhook(Webhook.custom_headers),
-    _from_webhook(Webhook.secret),
-    _from_webhook(Webhook.previous_secret),
-    _from_webhook(Webhook.previous_secret_expires_at),
-)
-CLAIMED_VALUES = {
-    "status": "in_flight",
-    "attempts": Delivery.attempts + 1,
-    "lease_until": bindparam("b_lease_until"),
-    "updated_at": bindparam("now"),
-}
-
-# The hot-path statements are built once: building and hashing them on every call cost more
-# CPU than the database round trips themselves.
-_CLAIM = (
-    update(Delivery)
-    .where(
-        Delivery.id == bindparam("delivery_id"),
-        Delivery.status == "pending",
-        Delivery.attempts < bindparam("max_attempts"),
-        Delivery.next_attempt_at <= bindparam("due_by"),
-    )
-    .values(**CLAIMED_VALUES)
-    .returning(*CLAIM_RETURNING)
-)
-
-
-def claim_params(settings: Settings, now: datetime) -> dict:
-    return {
-        "max_attempts": settings.max_attempts,
-        "due_by": now + DUE_SLACK,
-        "b_lease_until": now + timedelta(seconds=settings.lease_seconds),
-        "now": now,
-    }
-
-
-def claim(conn: Connection, settings: Settings, delivery_id: uuid.UUID, now: datetime):
-    """Take the delivery for one attempt, and read all the attempt needs, in one statement."""
-    params = {**claim_params(settings, now), "delivery_id": delivery_id}
-    row = conn.execute(_CLAIM, params).one_or_none()
-    return None if row is None else claim_from_row(settings, delivery_id, row, now)
-
-
-def claim_from_row(settings: Settings, delivery_id: uuid.UUID, row, now: datetime) -> Claim:
-    """A Claim from the columns of CLAIM_RETURNING."""
-    round_, number, event_id, target, url, body, custom_headers, secret, previous, expires = row
-    headers, secrets = {}, ()
-    if target == "global":
-        if settings.global_webhook_api_key:
-            headers = {"Authorization": f"Bearer {settings.global_webhook_api_key}"}
-        if settings.global_webhook_secret:
-            secrets = (settings.global_webhook_secret,)
-    elif secret is not None:
-        headers = custom_headers or {}
-        secrets = (secret,)
-        if previous and expires is not None and as_utc(expires) > now:
-            secrets += (previous,)
-    return Claim(delivery_id, round_, number, event_id, target, url, body, headers, secrets)
 
 
 def request_headers(claimed: Claim, timestamp: int, body: bytes) -> dict[str, str]:
@@ -131,60 +40,12 @@ def request_headers(claimed: Claim, timestamp: int, body: bytes) -> dict[str, st
     return headers
 
 
-# An UPDATE of the claimed row that matches only while this attempt still owns it.
-_STILL_CLAIMED = update(Delivery).where(
-    Delivery.id == bindparam("b_delivery_id"),
-    Delivery.status == "in_flight",
-    Delivery.round == bindparam("b_round"),
-    Delivery.attempts == bindparam("b_number"),
-)
-_ATTEMPT = insert(Attempt).values(
-    delivery_id=bindparam("b_delivery_id"),
-    round=bindparam("b_round"),
-    number=bindparam("b_number"),
-    started_at=bindparam("b_started_at"),
-    duration_ms=bindparam("b_duration_ms"),
-    status_code=bindparam("b_status_code"),
-    error=bindparam("b_error"),
-)
 # The delivery's status after an attempt with each outcome.
-STATUS_AFTER = {DELIVERED: "delivered", FAILED: "failed", RETRY: "pending"}
-_OUTCOME_VALUES = {
-    DELIVERED: {"status": STATUS_AFTER[DELIVERED]},
-    FAILED: {"status": STATUS_AFTER[FAILED]},
-    RETRY: {
-        "status": STATUS_AFTER[RETRY],
-        "next_attempt_at": bindparam("retry_at"),
-        "enqueued_at": bindparam("b_now"),
-    },
+STATUS_AFTER = {
+    DELIVERED: DeliveryStatus.DELIVERED,
+    FAILED: DeliveryStatus.FAILED,
+    RETRY: DeliveryStatus.PENDING,
 }
-_MOVE_ON = {
-    outcome: _STILL_CLAIMED.values(
-        **values,
-        lease_until=None,
-        updated_at=bindparam("b_now"),
-        last_status_code=bindparam("b_status_code"),
-        last_error=bindparam("b_error"),
-    )
-    for outcome, values in _OUTCOME_VALUES.items()
-}
-# PostgreSQL inserts the attempt in a CTE of the update: one statement, one round trip.
-_MOVE_ON_WITH_ATTEMPT = {
-    outcome: statement.add_cte(_ATTEMPT.cte("attempt")) for outcome, statement in _MOVE_ON.items()
-}
-_DEFER = _STILL_CLAIMED.values(
-    status="pending",
-    attempts=Delivery.attempts - 1,
-    lease_until=None,
-    updated_at=bindparam("b_now"),
-    next_attempt_at=bindparam("retry_at"),
-    enqueued_at=bindparam("b_now"),
-)
-
-
-def _owner_params(claimed: Claim) -> dict:
-    """What identifies the attempt that owns the claimed row."""
-    return {"b_delivery_id": claimed.id, "b_round": claimed.round, "b_number": claimed.number}
 
 
 def outcome_of(settings: Settings, claimed: Claim, result: SendResult) -> str:
@@ -193,57 +54,27 @@ def outcome_of(settings: Settings, claimed: Claim, result: SendResult) -> str:
     return RETRY if claimed.number < settings.max_attempts else FAILED
 
 
-def record(
-    conn: Connection, settings: Settings, claimed: Claim, started: datetime, result: SendResult
+def record_attempt(
+    store: DirectStore, settings: Settings, claimed: Claim, started: datetime, result: SendResult
 ) -> str:
-    """Store the attempt and move the delivery on, in one statement on PostgreSQL."""
-    now = utcnow()
+    """Store the attempt and move the delivery on; SKIPPED when it moved on without us."""
     outcome = outcome_of(settings, claimed, result)
-    params = {
-        **_owner_params(claimed),
-        "b_started_at": started,
-        "b_duration_ms": result.duration_ms,
-        "b_status_code": result.status_code,
-        "b_error": result.error,
-        "b_now": now,
-        "retry_at": now + timedelta(seconds=settings.webhook_retry_countdown),
-    }
-    if outcome != RETRY:
-        del params["retry_at"]
-    if conn.dialect.name == "postgresql":
-        changed = conn.execute(_MOVE_ON_WITH_ATTEMPT[outcome], params).rowcount
-    else:
-        conn.execute(_ATTEMPT, params)
-        changed = conn.execute(_MOVE_ON[outcome], params).rowcount
-    # The row moved on without us (cancelled, or the sweep declared this attempt lost).
-    return outcome if changed else SKIPPED
-
-
-def defer(conn: Connection, claimed: Claim, seconds: float) -> None:
-    """Give the claim back without spending an attempt; the delivery is due again later."""
-    now = utcnow()
-    params = {**_owner_params(claimed), "b_now": now}
-    conn.execute(_DEFER, {**params, "retry_at": now + timedelta(seconds=seconds)})
-
-
-class DirectStore:
-    """Claims and records as statements of their own, each on a pooled connection."""
-
-    def __init__(self, db: Database, settings: Settings):
-        self.db = db
-        self.settings = settings
-
-    def claim(self, delivery_id: uuid.UUID) -> Claim | None:
-        with self.db.statements() as conn:
-            return claim(conn, self.settings, delivery_id, utcnow())
-
-    def record(self, claimed: Claim, started: datetime, result: SendResult) -> str:
-        with self.db.statements() as conn:
-            return record(conn, self.settings, claimed, started, result)
-
-    def defer(self, claimed: Claim, seconds: float) -> None:
-        with self.db.statements() as conn:
-            defer(conn, claimed, seconds)
+    retry_at = None
+    if outcome == RETRY:
+        retry_at = utcnow() + timedelta(seconds=settings.webhook_retry_countdown)
+    attempt = AttemptRecord(
+        claimed.id,
+        claimed.round,
+        claimed.number,
+        started,
+        result.duration_ms,
+        result.status_code,
+        result.error,
+        STATUS_AFTER[outcome],
+        retry_at,
+    )
+    # The row moved on without us: cancelled, or the sweep declared this attempt lost.
+    return outcome if store.record(attempt) else SKIPPED
 
 
 def attempt_delivery(
@@ -287,7 +118,7 @@ def _attempt(store, sender, delivery_id, metrics, limiter, defer_seconds, lease)
     if limiter is not None and lease is None:  # a message without its receiver: cap here
         own_lease = limiter.acquire(claimed.url)
         if own_lease is None:
-            store.defer(claimed, defer_seconds)
+            store.put_back(claimed, defer_seconds)
             return DEFERRED
     body = claimed.body.encode()
     headers = request_headers(claimed, int(started.timestamp()), body)
@@ -296,7 +127,7 @@ def _attempt(store, sender, delivery_id, metrics, limiter, defer_seconds, lease)
     finally:
         if own_lease is not None:
             limiter.release(claimed.url, own_lease)
-    outcome = store.record(claimed, started, result)
+    outcome = record_attempt(store, store.settings, claimed, started, result)
     if metrics is not None:
         ended = outcome if outcome in (DELIVERED, FAILED) else None
         metrics.attempt_finished(result.duration_ms, ended)

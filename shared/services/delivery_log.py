@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.errors import Conflict, NotFound
-from shared.models import Attempt, Delivery
+from shared.models import FINISHED, Attempt, Delivery
+from shared.store import statements
 from shared.timeutil import utcnow
-
-STATUSES = ("pending", "in_flight", "delivered", "failed", "cancelled")
 
 
 def _visible(query, wallet_id: uuid.UUID | None):
@@ -68,23 +67,10 @@ def redeliver(session: Session, wallet_id: uuid.UUID | None, delivery_id: uuid.U
     delivery = get_delivery(session, wallet_id, delivery_id)
     if delivery.target == "wallet" and delivery.webhook_id is None:
         raise Conflict("The webhook of this delivery was deleted.")
-    if delivery.status not in ("delivered", "failed"):
+    if delivery.status not in FINISHED:
         raise Conflict(
             f"The delivery is {delivery.status}; only a finished one can be redelivered."
         )
-    now = utcnow()
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id)
-        .values(
-            status="pending",
-            round=Delivery.round + 1,
-            attempts=0,
-            next_attempt_at=now,
-            enqueued_at=now,
-            lease_until=None,
-            updated_at=now,
-        )
-    )
+    statements.start_round(session.connection(), delivery_id, utcnow())
     session.refresh(delivery)
     return delivery

@@ -1,4 +1,4 @@
-"""Recovering deliveries whose task message was lost, and purging old events.
+"""Recovering deliveries whose task message or attempt was lost.
 
 Safe when two sweeps run at once: rows are taken with FOR UPDATE SKIP LOCKED on PostgreSQL
 (SQLite has a single writer, so it needs no row locks).
@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, exists, insert, or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from shared.models import Attempt, Delivery, Event
-from shared.services.events import Outgoing
+from shared.models import Delivery, DeliveryStatus
+from shared.publishing import Outgoing
 from shared.settings import Settings
+from shared.store import statements
+from shared.store.statements import AttemptRecord
 from shared.throttle import receiver_key
 from shared.timeutil import utcnow
 
@@ -32,81 +34,51 @@ def sweep(
     Deliveries never sent (the broker was down) and lost attempts are handled either way.
     """
     now = utcnow()
-    ids = _recover_lost_attempts(session, settings, now, batch)
+    again = _recover_lost_attempts(session, settings, now, batch)
     stuck_before = now - timedelta(seconds=settings.delivery_stuck_after)
     unsent = Delivery.enqueued_at.is_(None)
     if not messages_waiting:
         unsent = or_(unsent, Delivery.enqueued_at < stuck_before)
     stuck = session.execute(
         select(Delivery.id, Delivery.url)
-        .where(Delivery.status == "pending", Delivery.next_attempt_at <= now, unsent)
+        .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now, unsent)
         .order_by(Delivery.next_attempt_at)
         .limit(batch)
         .with_for_update(skip_locked=True)
     ).all()
     if stuck:
-        stuck_ids = [delivery_id for delivery_id, _ in stuck]
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(stuck_ids))
-            .values(enqueued_at=now, updated_at=now)
-        )
-    return ids + [Outgoing(delivery_id, receiver_key(url)) for delivery_id, url in stuck]
+        statements.mark_enqueued(session.connection(), [row.id for row in stuck], now)
+    return [Outgoing(row.id, receiver_key(row.url)) for row in again + stuck]
 
 
-def _recover_lost_attempts(session: Session, settings: Settings, now, batch: int):
+def _recover_lost_attempts(session: Session, settings: Settings, now, batch: int) -> list:
     """An attempt still in flight after its lease died with its worker: it counts as failed."""
     lost = session.execute(
         select(Delivery.id, Delivery.round, Delivery.attempts, Delivery.lease_until, Delivery.url)
-        .where(Delivery.status == "in_flight", Delivery.lease_until < now)
+        .where(Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.lease_until < now)
         .limit(batch)
         .with_for_update(skip_locked=True)
     ).all()
-    retry = []
-    for delivery_id, round_, number, lease_until, url in lost:
-        session.execute(
-            insert(Attempt).values(
-                delivery_id=delivery_id,
-                round=round_,
-                number=number,
-                started_at=lease_until - timedelta(seconds=settings.lease_seconds),
-                duration_ms=settings.lease_seconds * 1000,
-                status_code=None,
-                error=LOST_ATTEMPT,
-            )
+    records = [
+        AttemptRecord(
+            delivery_id=row.id,
+            round=row.round,
+            number=row.attempts,
+            started_at=row.lease_until - timedelta(seconds=settings.lease_seconds),
+            duration_ms=settings.lease_seconds * 1000,
+            status_code=None,
+            error=LOST_ATTEMPT,
+            status=_status_after_lost(settings, row.attempts),
+            retry_at=now if row.attempts < settings.max_attempts else None,
         )
-        again = number < settings.max_attempts
-        values = {"status": "pending", "next_attempt_at": now, "enqueued_at": now}
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id)
-            .values(
-                **(values if again else {"status": "failed"}),
-                lease_until=None,
-                updated_at=now,
-                last_status_code=None,
-                last_error=LOST_ATTEMPT,
-            )
-        )
-        if again:
-            retry.append(Outgoing(delivery_id, receiver_key(url)))
-    return retry
+        for row in lost
+    ]
+    if records:
+        statements.record(session.connection(), records, now)
+    return [row for row in lost if row.attempts < settings.max_attempts]
 
 
-def purge(session: Session, settings: Settings) -> int:
-    """Delete events older than the retention period whose deliveries are all finished."""
-    if settings.retention_days <= 0:
-        return 0
-    cutoff = utcnow() - timedelta(days=settings.retention_days)
-    unfinished = exists().where(
-        Delivery.event_id == Event.id, Delivery.status.in_(("pending", "in_flight"))
-    )
-    old = select(Event.id).where(Event.created_at < cutoff, ~unfinished).limit(10_000)
-    ids = session.scalars(old).all()
-    if not ids:
-        return 0
-    delivery_ids = select(Delivery.id).where(Delivery.event_id.in_(ids))
-    session.execute(delete(Attempt).where(Attempt.delivery_id.in_(delivery_ids)))
-    session.execute(delete(Delivery).where(Delivery.event_id.in_(ids)))
-    session.execute(delete(Event).where(Event.id.in_(ids)))
-    return len(ids)
+def _status_after_lost(settings: Settings, number: int) -> DeliveryStatus:
+    if number < settings.max_attempts:
+        return DeliveryStatus.PENDING
+    return DeliveryStatus.FAILED

@@ -5,17 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.errors import InvalidInput, NotFound, TooManyWebhooks
 from shared.event_types import EVENT_TYPES
-from shared.models import Delivery, Wallet, Webhook
+from shared.models import Wallet, Webhook
 from shared.signing import generate_secret
+from shared.store import statements
 from shared.timeutil import utcnow
 from shared.validation import check_custom_headers, check_webhook_url
-
-UNFINISHED = ("pending", "in_flight")
 
 
 def create_webhook(
@@ -84,12 +83,7 @@ def get_webhook(session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -
 
 def delete_webhook(session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -> None:
     webhook = get_webhook(session, wallet_id, webhook_id)
-    now = utcnow()
-    session.execute(
-        update(Delivery)
-        .where(Delivery.webhook_id == webhook_id, Delivery.status.in_(UNFINISHED))
-        .values(status="cancelled", updated_at=now, last_error="webhook deleted")
-    )
+    statements.cancel_for_webhook(session.connection(), webhook_id, utcnow())
     session.delete(webhook)
 
 

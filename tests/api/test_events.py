@@ -7,8 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from tests.api.test_system import assert_problem
-from tests.conftest import admin_headers, connection_event
+from tests.helpers import admin_headers, assert_problem, connection_event
 
 EVENTS = "/cloud-agent/events"
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -104,7 +103,7 @@ def test_the_operator_publishes_for_a_named_wallet(client, tenant, database):
 
 
 def test_a_tenant_cannot_publish_for_another_wallet(client, tenant, database):
-    from tests.conftest import onboard_tenant
+    from tests.helpers import onboard_tenant
 
     other = onboard_tenant(client, "other")
     body = {"walletId": other.wallet_id, "type": "ConnectionUpdated", "data": connection_event()}
@@ -132,7 +131,7 @@ def test_a_broker_outage_is_no_error(base_env, database):
 
     settings = load_settings(base_env)
     client = create_app(settings, dispatch=broker_down).test_client()
-    from tests.conftest import onboard_tenant
+    from tests.helpers import onboard_tenant
 
     tenant = onboard_tenant(client)
     tenant.add_webhook("http://localhost:9095")

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.conftest import ADMIN_TOKEN, DEFAULT_WALLET_KEY
+from tests.helpers import ADMIN_TOKEN, DEFAULT_WALLET_KEY
 
 pytestmark = pytest.mark.slow
 HEADERS = {"apikey": DEFAULT_WALLET_KEY, "x-admin-api-key": ADMIN_TOKEN}

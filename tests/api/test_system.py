@@ -1,19 +1,6 @@
 """Health, the OpenAPI document, and the error shape for routes and methods that do not exist."""
 
-import re
-
-INSTANCE = re.compile(r"^error:instance:[0-9a-f-]{36}$")
-
-
-def assert_problem(response, status: int, type_: str):
-    assert response.status_code == status
-    assert response.headers["Content-Type"] == "application/json"
-    body = response.json
-    assert body["status"] == status
-    assert body["type"] == type_
-    assert isinstance(body["title"], str) and body["title"]
-    assert INSTANCE.match(body["instance"])
-    return body
+from tests.helpers import assert_problem
 
 
 def test_health_reports_the_version(client):

@@ -5,11 +5,16 @@ import uuid
 import pytest
 
 from app import create_app
-from shared.migrate import prepare_database
 from shared.models import DEFAULT_WALLET_ID
 from shared.settings import load_settings
-from tests.api.test_system import assert_problem
-from tests.conftest import ADMIN_TOKEN, DEFAULT_WALLET_KEY, admin_headers, onboard_tenant
+from tests.helpers import (
+    ADMIN_TOKEN,
+    DEFAULT_WALLET_KEY,
+    admin_headers,
+    assert_problem,
+    onboard_tenant,
+)
+from tools.migrate import prepare_database
 
 ADMIN = admin_headers()
 

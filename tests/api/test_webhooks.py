@@ -4,8 +4,7 @@ import re
 
 import pytest
 
-from tests.api.test_system import assert_problem
-from tests.conftest import onboard_tenant
+from tests.helpers import assert_problem, onboard_tenant
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 WEBHOOKS = "/cloud-agent/events/webhooks"

@@ -17,10 +17,11 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from shared.embedded import EmbeddedRedis, free_port
-from tests.conftest import ADMIN_TOKEN, connection_event
+from tests.helpers import ADMIN_TOKEN, connection_event
 from tests.processes import Process, start_beat, start_web, start_worker
 from tests.receiver import Receiver
+from tools.embedded_redis import EmbeddedRedis
+from tools.processes import free_port
 
 PREFIX = "/cloud-agent"
 SETTLE_TIMEOUT = 120.0  # the machine is shared: recovery gets generous time
@@ -90,6 +91,11 @@ class Web:
     @property
     def api(self) -> Api:
         return Api(f"http://127.0.0.1:{self.port}")
+
+
+@pytest.fixture(autouse=True)
+def _empty_database_and_broker(clean_state):
+    """Each test starts from an empty database (plus the default wallet) and broker."""
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import procfile_commands
-from shared.embedded import free_port
-from tests.conftest import DEFAULT_WALLET_KEY as TENANT_KEY
-from tests.conftest import connection_event
-from tests.processes import ROOT, Process, process_env, wait_for_http
+from tests.helpers import DEFAULT_WALLET_KEY as TENANT_KEY
+from tests.helpers import connection_event
+from tests.processes import process_env
+from tools.cli import procfile_commands
+from tools.processes import ROOT, Process, free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
 

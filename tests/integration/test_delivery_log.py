@@ -10,29 +10,14 @@ from __future__ import annotations
 import time
 import uuid
 
-import pytest
-
-from tests.conftest import admin_headers, connection_event, onboard_tenant
 from tests.deliveries import DELIVERIES, WAIT, detail, header, wait_until
-from tests.receiver import Receiver
+from tests.helpers import admin_headers, connection_event, onboard_tenant
 
 FINISHED = ("delivered", "failed", "cancelled")
 
 
-@pytest.fixture(scope="module")
-def global_receiver():
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def service_env(base_env, global_receiver):
-    return {
-        **base_env,
-        "GLOBAL_WEBHOOK_URL": global_receiver.url("/global"),
-        "WEBHOOK_RETRY_COUNTDOWN": "1",
-    }
+GLOBAL_WEBHOOK = {}
+SERVICE_ENV = {"WEBHOOK_RETRY_COUNTDOWN": "1"}
 
 
 def listing(client, headers, **query) -> dict:

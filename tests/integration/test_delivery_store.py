@@ -1,4 +1,4 @@
-"""Claiming and recording attempts through the worker's store, on the test database.
+"""Claiming and recording attempts through the worker's store, on the test db.
 
 On PostgreSQL the worker claims and records the attempts of its concurrent tasks in shared
 statements; each task must still see exactly its own outcome.
@@ -9,36 +9,67 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from shared.db import Database
 from shared.models import Attempt, Delivery
 from shared.publishing import publish_event
 from shared.sender import SendResult
-from shared.services.delivery import DELIVERED, FAILED, RETRY, SKIPPED
-from shared.services.delivery_batches import BatchedStore, delivery_store
+from shared.services.delivery import DELIVERED, FAILED, RETRY, SKIPPED, record_attempt
 from shared.services.webhooks import create_webhook, delete_webhook
+from shared.settings import load_settings
+from shared.store.statements import AttemptRecord
+from shared.store.stores import BatchedStore, delivery_store
 from shared.timeutil import as_utc, utcnow
-from tests.conftest import connection_event
+from tests.helpers import connection_event
+from tools.migrate import prepare_database
 
 DEFAULT_WALLET = uuid.UUID(int=0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], scope="module")
+def store_database(request, base_env, tmp_path_factory):
+    """Each dialect's statements, whichever db the rest of the suite runs on: SQLite in
+    a file of its own, PostgreSQL when TEST_DATABASE_URL names one."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'store.db'}"
+    else:
+        url = base_env["DATABASE_URL"]
+        if not url.startswith("postgresql"):
+            pytest.skip("PostgreSQL's statements need TEST_DATABASE_URL")
+    prepare_database(load_settings({**base_env, "DATABASE_URL": url}))
+    db = Database(load_settings({**base_env, "DATABASE_URL": url}).database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def db(store_database):
+    """The store's db, emptied of deliveries and webhooks before each test."""
+    with store_database.transaction() as session:
+        for table in ("attempts", "deliveries", "events", "webhooks"):
+            session.execute(text(f"DELETE FROM {table}"))
+    return store_database
+
+
 OK = SendResult(200, None, 1.5)
 ERROR = SendResult(500, None, 2.5)
 
 
-def _deliveries(database, settings, count: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
-    with database.transaction() as session:
+def _deliveries(db, settings, count: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    with db.transaction() as session:
         webhook = create_webhook(session, DEFAULT_WALLET, "http://receiver.test/hook", {}, None, 10)
     ids = []
     for _ in range(count):
         published = publish_event(
-            database, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event()
+            db, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event()
         )
         ids += [delivery.id for delivery in published.deliveries]
     return webhook.id, ids
 
 
-def _row(database, delivery_id):
-    with database.session() as session:
+def _row(db, delivery_id):
+    with db.session() as session:
         return session.get(Delivery, delivery_id)
 
 
@@ -56,9 +87,9 @@ def _in_threads(function, items):
     return [results[index] for index in range(len(items))]
 
 
-def test_concurrent_claims_take_each_delivery_once(database, settings):
-    _, ids = _deliveries(database, settings, 20)
-    store = delivery_store(database, settings)
+def test_concurrent_claims_take_each_delivery_once(db, settings):
+    _, ids = _deliveries(db, settings, 20)
+    store = delivery_store(db, settings)
     # Every delivery asked for twice at once, as duplicate task messages would.
     claims = _in_threads(store.claim, ids + ids)
     taken = [claim.id for claim in claims if claim is not None]
@@ -69,78 +100,90 @@ def test_concurrent_claims_take_each_delivery_once(database, settings):
             assert claim.url == "http://receiver.test/hook"
             assert claim.secrets and claim.secrets[0].startswith("whsec_")
             assert '"type":"ConnectionUpdated"' in claim.body
-    assert {_row(database, delivery_id).status for delivery_id in ids} == {"in_flight"}
+    assert {_row(db, delivery_id).status for delivery_id in ids} == {"in_flight"}
 
 
-def test_each_concurrent_record_gets_its_own_outcome(database, settings):
-    _, ids = _deliveries(database, settings, 12)
-    store = delivery_store(database, settings)
+def test_each_concurrent_record_gets_its_own_outcome(db, settings):
+    _, ids = _deliveries(db, settings, 12)
+    store = delivery_store(db, settings)
     claims = [store.claim(delivery_id) for delivery_id in ids]
     results = [OK if index % 2 else ERROR for index in range(len(claims))]
     before = utcnow()
     outcomes = _in_threads(
-        lambda pair: store.record(pair[0], before, pair[1]), list(zip(claims, results, strict=True))
+        lambda pair: record_attempt(store, settings, pair[0], before, pair[1]),
+        list(zip(claims, results, strict=True)),
     )
     assert outcomes == [DELIVERED if index % 2 else RETRY for index in range(len(claims))]
     for index, delivery_id in enumerate(ids):
-        row = _row(database, delivery_id)
+        row = _row(db, delivery_id)
         if index % 2:
             assert (row.status, row.last_status_code, row.lease_until) == ("delivered", 200, None)
         else:
             assert (row.status, row.last_status_code, row.attempts) == ("pending", 500, 1)
             due = as_utc(row.next_attempt_at) - before
             assert timedelta(0) < due <= timedelta(seconds=settings.webhook_retry_countdown + 5)
-    with database.session() as session:
+    with db.session() as session:
         attempts = session.execute(select(Attempt.delivery_id, Attempt.status_code)).all()
     assert sorted(attempts) == sorted(
         (delivery_id, result.status_code) for delivery_id, result in zip(ids, results, strict=True)
     )
 
 
-def test_the_last_failed_attempt_fails_the_delivery(database, settings):
-    _, (delivery_id,) = _deliveries(database, settings, 1)
-    store = delivery_store(database, settings)
+def test_the_last_failed_attempt_fails_the_delivery(db, settings):
+    _, (delivery_id,) = _deliveries(db, settings, 1)
+    store = delivery_store(db, settings)
     outcomes = []
     for _ in range(settings.max_attempts):
         # A retry is due after the countdown; a claim accepts one due within a second.
         claim = store.claim(delivery_id)
-        outcomes.append(store.record(claim, utcnow(), ERROR))
+        outcomes.append(record_attempt(store, settings, claim, utcnow(), ERROR))
     assert outcomes == [RETRY] * (settings.max_attempts - 1) + [FAILED]
-    assert _row(database, delivery_id).status == "failed"
+    assert _row(db, delivery_id).status == "failed"
     assert store.claim(delivery_id) is None
 
 
-def test_an_attempt_on_a_delivery_cancelled_meanwhile_leaves_it_cancelled(database, settings):
-    webhook_id, (delivery_id,) = _deliveries(database, settings, 1)
-    store = delivery_store(database, settings)
+def test_an_attempt_on_a_delivery_cancelled_meanwhile_leaves_it_cancelled(db, settings):
+    webhook_id, (delivery_id,) = _deliveries(db, settings, 1)
+    store = delivery_store(db, settings)
     claim = store.claim(delivery_id)
-    with database.transaction() as session:
+    with db.transaction() as session:
         delete_webhook(session, DEFAULT_WALLET, webhook_id)
-    assert store.record(claim, utcnow(), OK) == SKIPPED
-    assert _row(database, delivery_id).status == "cancelled"
+    assert record_attempt(store, settings, claim, utcnow(), OK) == SKIPPED
+    assert _row(db, delivery_id).status == "cancelled"
 
 
-def test_one_statement_claims_a_batch_and_records_its_outcomes(database, settings):
-    if database.is_sqlite:
-        pytest.skip("batches are PostgreSQL's (SQLite has a single writer)")
-    _, ids = _deliveries(database, settings, 4)
-    store = BatchedStore(database, settings)
+def _record(claim, result: SendResult) -> AttemptRecord:
+    """The attempt row `record_attempt` would write, one outcome per result."""
+    status, retry_at = ("delivered", None) if result.ok else ("pending", utcnow())
+    return AttemptRecord(
+        claim.id,
+        claim.round,
+        claim.number,
+        utcnow(),
+        result.duration_ms,
+        result.status_code,
+        result.error,
+        status,
+        retry_at,
+    )
+
+
+def test_one_statement_claims_a_batch_and_records_its_outcomes(db, settings):
+    _, ids = _deliveries(db, settings, 4)
+    store = BatchedStore(db, settings)
     claims = store.claim_many([ids[0], ids[1], ids[0], ids[2], ids[3]])
     assert [claim.id if claim else None for claim in claims] == [ids[0], ids[1], None] + ids[2:]
     taken = [claim for claim in claims if claim is not None]
     outcomes = store.record_many(
-        [(taken[0], utcnow(), OK), (taken[1], utcnow(), ERROR), (taken[2], utcnow(), OK)]
+        [_record(taken[0], OK), _record(taken[1], ERROR), _record(taken[2], OK)]
     )
-    assert outcomes == [DELIVERED, RETRY, DELIVERED]
-    assert [_row(database, delivery_id).status for delivery_id in ids] == [
+    assert outcomes == [True, True, True]
+    assert [_row(db, delivery_id).status for delivery_id in ids] == [
         "delivered",
         "pending",
         "delivered",
         "in_flight",
     ]
     # An outcome for an attempt that no longer owns its row changes nothing.
-    assert store.record_many([(taken[0], utcnow(), ERROR), (taken[3], utcnow(), OK)]) == [
-        SKIPPED,
-        DELIVERED,
-    ]
-    assert _row(database, ids[0]).status == "delivered"
+    assert store.record_many([_record(taken[0], ERROR), _record(taken[3], OK)]) == [False, True]
+    assert _row(db, ids[0]).status == "delivered"

@@ -2,32 +2,15 @@
 
 import json
 
-import pytest
 from standardwebhooks import Webhook as Verifier
 
-from tests.conftest import connection_event, onboard_tenant
+from tests.helpers import connection_event, onboard_tenant
 
 GLOBAL_KEY = "global-bearer-key-0123456789"
 GLOBAL_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-@pytest.fixture(scope="module")
-def global_receiver():
-    from tests.receiver import Receiver
-
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def service_env(base_env, global_receiver):
-    return {
-        **base_env,
-        "GLOBAL_WEBHOOK_URL": global_receiver.url("/global"),
-        "GLOBAL_WEBHOOK_API_KEY": GLOBAL_KEY,
-        "GLOBAL_WEBHOOK_SECRET": GLOBAL_SECRET,
-    }
+GLOBAL_WEBHOOK = {"GLOBAL_WEBHOOK_API_KEY": GLOBAL_KEY, "GLOBAL_WEBHOOK_SECRET": GLOBAL_SECRET}
 
 
 def test_event_reaches_wallet_and_global_webhooks_with_identical_bytes(

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.conftest import admin_headers, connection_event, onboard_tenant
+from tests.helpers import admin_headers, connection_event, onboard_tenant
 from tests.processes import start_worker
 from tests.receiver import Receiver
 

@@ -3,7 +3,7 @@
 import re
 import time
 
-from tests.conftest import connection_event
+from tests.helpers import connection_event
 
 
 def sample(text: str, name: str) -> float:

@@ -6,7 +6,7 @@ import pytest
 
 from shared.sender import Sender
 from shared.settings import load_settings
-from tests.conftest import admin_headers, connection_event
+from tests.helpers import admin_headers, connection_event
 
 SERVICE_ENV = {"WEBHOOK_BLOCK_PRIVATE_NETWORKS": "true", "WEBHOOK_TIMEOUT": "1"}
 BODY = b'{"type":"x"}'

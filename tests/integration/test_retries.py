@@ -13,10 +13,10 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from shared.embedded import free_port
 from shared.models import Event
-from tests.conftest import admin_headers, connection_event
 from tests.deliveries import WAIT, deliveries_of, detail, header, wait_until
+from tests.helpers import admin_headers, connection_event
+from tools.processes import free_port
 
 SERVICE_ENV = {"WEBHOOK_RETRY_COUNTDOWN": "1", "WEBHOOK_TIMEOUT": "1"}
 FINISHED = ("delivered", "failed", "cancelled")

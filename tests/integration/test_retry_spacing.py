@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import pytest
 
-from tests.conftest import connection_event
+from tests.helpers import connection_event
 
 SERVICE_ENV = {"WEBHOOK_RETRY_COUNTDOWN": "5"}
 DELIVERIES = "/cloud-agent/events/deliveries"

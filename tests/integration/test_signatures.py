@@ -4,7 +4,7 @@ import pytest
 from standardwebhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tests.conftest import connection_event
+from tests.helpers import connection_event
 
 
 def test_every_attempt_is_signed_and_tampering_is_detected(client, tenant, receiver, worker):

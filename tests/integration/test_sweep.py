@@ -11,7 +11,7 @@ from shared.publishing import publish_event
 from shared.services.sweep import sweep
 from shared.services.webhooks import create_webhook
 from shared.timeutil import utcnow
-from tests.conftest import connection_event
+from tests.helpers import connection_event
 
 DEFAULT_WALLET = uuid.UUID(int=0)
 

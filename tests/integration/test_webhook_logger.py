@@ -18,8 +18,8 @@ import pytest
 import requests
 from standardwebhooks import Webhook
 
-from shared.embedded import free_port
 from shared.signing import generate_secret
+from tools.processes import free_port
 
 SCRIPT = Path(sys.executable).parent / "webhook-logger"
 EVENT = {"type": "ConnectionUpdated", "id": str(uuid.uuid4()), "data": {"state": "Invited"}}

@@ -1,11 +1,8 @@
 """Settings: defaults of the contract, and one clear line for a bad value."""
 
-import subprocess
-
 import pytest
 
 from shared.settings import SettingsError, load_settings
-from tests.processes import BIN, ROOT, process_env
 
 
 def test_defaults_are_the_contracts():
@@ -49,27 +46,3 @@ def test_paas_database_urls_get_a_driver():
 def test_a_bad_value_names_its_variable(name, value):
     with pytest.raises(SettingsError, match=name):
         load_settings({name: value})
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["cloud-agent-webhooks", "migrate"],
-        ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
-        ["celery", "-A", "worker.celery_app", "worker", "--pool=solo"],
-    ],
-)
-def test_processes_refuse_to_start_with_one_line(command):
-    env = process_env({"GLOBAL_WEBHOOK_URL": "ftp://example.com"})
-    done = subprocess.run(
-        [str(BIN / command[0]), *command[1:]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode != 0
-    lines = [line for line in done.stderr.splitlines() if "GLOBAL_WEBHOOK_URL" in line]
-    assert len(lines) == 1
-    assert "must be an absolute http(s) URL" in lines[0]

@@ -3,7 +3,7 @@
 from flask import Response
 from flask.views import MethodView
 
-from app.auth import EITHER_SECURITY, caller_wallet_id
+from app.auth import TENANT_OR_ADMIN, caller
 from app.base import Blueprint, ProblemSchema, page
 from app.resources.events.schemas import (
     DeliveryArgsSchema,
@@ -15,9 +15,8 @@ from app.resources.events.schemas import (
 )
 from app.state import state
 from shared.errors import InvalidInput
-from shared.publishing import dispatch_or_leave_for_sweep, publish_event
+from shared.publishing import Outgoing, dispatch_or_leave_for_sweep, publish_event
 from shared.services import delivery_log
-from shared.services.events import Outgoing
 from shared.throttle import receiver_key
 
 blp = Blueprint("events", __name__, url_prefix="/events", description="Events and deliveries")
@@ -25,15 +24,13 @@ blp = Blueprint("events", __name__, url_prefix="/events", description="Events an
 
 @blp.route("")
 class Events(MethodView):
-    @blp.doc(security=EITHER_SECURITY)
+    @caller(blp, TENANT_OR_ADMIN)
     @blp.arguments(EventCreateSchema)
     @blp.response(202, EventSchema)
     @blp.alt_response(400, schema=ProblemSchema)
-    @blp.alt_response(401, schema=ProblemSchema)
     @blp.alt_response(503, schema=ProblemSchema, description="The database is unreachable")
-    def post(self, body):
+    def post(self, body, wallet_id):
         """Publish a state change; answered once the event and its deliveries are stored"""
-        wallet_id = caller_wallet_id()
         if wallet_id is None:
             wallet_id = body.get("walletId")
             if wallet_id is None:
@@ -54,13 +51,11 @@ class Events(MethodView):
 
 @blp.route("/deliveries")
 class Deliveries(MethodView):
-    @blp.doc(security=EITHER_SECURITY)
+    @caller(blp, TENANT_OR_ADMIN)
     @blp.arguments(DeliveryArgsSchema, location="query")
     @blp.response(200, DeliveryPageSchema)
-    @blp.alt_response(401, schema=ProblemSchema)
-    def get(self, args):
+    def get(self, args, wallet_id):
         """List deliveries, newest first"""
-        wallet_id = caller_wallet_id()
         with state().db.session() as session:
             rows, total = delivery_log.list_deliveries(
                 session,
@@ -76,13 +71,11 @@ class Deliveries(MethodView):
 
 @blp.route("/deliveries/<uuid:delivery_id>")
 class DeliveryById(MethodView):
-    @blp.doc(security=EITHER_SECURITY)
+    @caller(blp, TENANT_OR_ADMIN)
     @blp.response(200, DeliveryDetailSchema)
-    @blp.alt_response(401, schema=ProblemSchema)
     @blp.alt_response(404, schema=ProblemSchema)
-    def get(self, delivery_id):
+    def get(self, delivery_id, wallet_id):
         """Show a delivery with its attempts"""
-        wallet_id = caller_wallet_id()
         with state().db.session() as session:
             delivery = delivery_log.get_delivery(session, wallet_id, delivery_id)
             delivery.attempt_log = delivery_log.attempts_of(session, delivery_id)
@@ -91,14 +84,12 @@ class DeliveryById(MethodView):
 
 @blp.route("/deliveries/<uuid:delivery_id>/redeliver")
 class Redelivery(MethodView):
-    @blp.doc(security=EITHER_SECURITY)
+    @caller(blp, TENANT_OR_ADMIN)
     @blp.response(202, DeliverySchema)
-    @blp.alt_response(401, schema=ProblemSchema)
     @blp.alt_response(404, schema=ProblemSchema)
     @blp.alt_response(409, schema=ProblemSchema, description="Not finished, or webhook deleted")
-    def post(self, delivery_id):
+    def post(self, delivery_id, wallet_id):
         """Deliver again: a fresh round of attempts with the same event id and bytes"""
-        wallet_id = caller_wallet_id()
         app_state = state()
         with app_state.db.transaction() as session:
             delivery = delivery_log.redeliver(session, wallet_id, delivery_id)

@@ -2,7 +2,9 @@ import marshmallow as ma
 
 from app.base import PageArgsSchema, Schema, Timestamp, page_schema
 from shared.event_types import EVENT_TYPES
-from shared.services.delivery_log import STATUSES
+from shared.models import DeliveryStatus
+
+STATUSES = [status.value for status in DeliveryStatus]
 
 
 class EventCreateSchema(Schema):
@@ -43,7 +45,7 @@ class DeliverySchema(Schema):
     webhookId = ma.fields.UUID(attribute="webhook_id", allow_none=True)
     target = ma.fields.String(required=True, metadata={"enum": ["wallet", "global"]})
     url = ma.fields.String(required=True)
-    status = ma.fields.String(required=True, metadata={"enum": list(STATUSES)})
+    status = ma.fields.String(required=True, metadata={"enum": STATUSES})
     round = ma.fields.Integer(required=True)
     attempts = ma.fields.Integer(required=True)
     nextAttemptAt = Timestamp(attribute="next_attempt_at")

@@ -3,7 +3,7 @@
 from flask import Response
 from flask.views import MethodView
 
-from app.auth import TENANT_SECURITY, tenant_wallet_id
+from app.auth import TENANT, caller
 from app.base import Blueprint, ProblemSchema, page
 from app.resources.webhooks.schemas import (
     CreatedWebhookSchema,
@@ -21,15 +21,13 @@ blp = Blueprint(
 
 @blp.route("")
 class Webhooks(MethodView):
-    @blp.doc(security=TENANT_SECURITY)
+    @caller(blp, TENANT)
     @blp.arguments(WebhookCreateSchema)
     @blp.response(200, CreatedWebhookSchema)
     @blp.alt_response(400, schema=ProblemSchema)
-    @blp.alt_response(401, schema=ProblemSchema)
     @blp.alt_response(422, schema=ProblemSchema, description="Too many webhooks for the wallet")
-    def post(self, body):
+    def post(self, body, wallet_id):
         """Register a webhook for the caller's wallet"""
-        wallet_id = tenant_wallet_id()
         app_state = state()
         with app_state.db.transaction() as session:
             return webhooks.create_webhook(
@@ -41,25 +39,21 @@ class Webhooks(MethodView):
                 app_state.settings.max_webhooks_per_wallet,
             )
 
-    @blp.doc(security=TENANT_SECURITY)
+    @caller(blp, TENANT)
     @blp.response(200, WebhookPageSchema)
-    @blp.alt_response(401, schema=ProblemSchema)
-    def get(self):
+    def get(self, wallet_id):
         """List the caller's webhooks"""
-        wallet_id = tenant_wallet_id()
         with state().db.session() as session:
             return page("WebhookNotificationPage", webhooks.list_webhooks(session, wallet_id))
 
 
 @blp.route("/<uuid:webhook_id>")
 class WebhookById(MethodView):
-    @blp.doc(security=TENANT_SECURITY)
+    @caller(blp, TENANT)
     @blp.response(200)
-    @blp.alt_response(401, schema=ProblemSchema)
     @blp.alt_response(404, schema=ProblemSchema)
-    def delete(self, webhook_id):
+    def delete(self, webhook_id, wallet_id):
         """Delete a webhook; its unfinished deliveries are cancelled"""
-        wallet_id = tenant_wallet_id()
         with state().db.transaction() as session:
             webhooks.delete_webhook(session, wallet_id, webhook_id)
         return Response(status=200)
@@ -67,13 +61,11 @@ class WebhookById(MethodView):
 
 @blp.route("/<uuid:webhook_id>/rotate-secret")
 class WebhookSecret(MethodView):
-    @blp.doc(security=TENANT_SECURITY)
+    @caller(blp, TENANT)
     @blp.response(200, RotatedSecretSchema)
-    @blp.alt_response(401, schema=ProblemSchema)
     @blp.alt_response(404, schema=ProblemSchema)
-    def post(self, webhook_id):
+    def post(self, webhook_id, wallet_id):
         """Rotate the signing secret; the old one keeps signing for a grace period"""
-        wallet_id = tenant_wallet_id()
         app_state = state()
         with app_state.db.transaction() as session:
             return webhooks.rotate_secret(

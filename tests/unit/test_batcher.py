@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from shared.batching import Batcher
+from shared.store.batcher import Batcher
 
 
 def test_each_thread_gets_the_result_for_its_own_item():
