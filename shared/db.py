@@ -30,8 +30,17 @@ def make_engine(
         max_overflow=pool_size,
         pool_pre_ping=pre_ping,
         pool_recycle=300,
-        # A dead database must answer 503 quickly, not hang the request.
-        connect_args={"connect_timeout": 5},
+        connect_args={
+            # A dead database must answer 503 quickly, not hang the request.
+            "connect_timeout": 5,
+            # No statement may hold a worker thread or a request for long; TCP keepalives let
+            # a half-open connection (a database host gone without a word) fail, not hang.
+            "options": "-c statement_timeout=30000",
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        },
         **options,
     )
 

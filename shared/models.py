@@ -33,12 +33,15 @@ NAMING_CONVENTION = {
 }
 
 DEFAULT_WALLET_ID = uuid.UUID(int=0)
+# The global webhook's row: it has no wallet, but a circuit like every webhook.
+GLOBAL_WEBHOOK_ID = uuid.UUID("ffffffff-ffff-ffff-ffff-ffffffffffff")
 
 
 class DeliveryStatus(enum.StrEnum):
     """Where a delivery stands; stored as its value."""
 
     PENDING = "pending"  # owed an attempt: due at next_attempt_at
+    WAITING = "waiting"  # owed an attempt, held in the database until its webhook can take it
     IN_FLIGHT = "in_flight"  # an attempt is running (claimed until lease_until)
     DELIVERED = "delivered"
     FAILED = "failed"  # its round's attempts are spent
@@ -46,7 +49,7 @@ class DeliveryStatus(enum.StrEnum):
 
 
 # Deliveries the service still owes an attempt or an outcome.
-UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.IN_FLIGHT)
 # Deliveries that ended their round and may be redelivered.
 FINISHED = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
 
@@ -112,11 +115,21 @@ class SystemValue(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class WebhookStatus(enum.StrEnum):
+    """A webhook's health, from its recent attempts."""
+
+    ACTIVE = "active"  # attempts go out
+    FAILING = "failing"  # its circuit is open: deliveries wait, probes go out
+    DISABLED = "disabled"  # failing for too long: nothing goes out until it is enabled
+
+
 class Webhook(Base):
+    """A wallet's webhook (or, with no wallet, the global webhook's row), and its health."""
+
     __tablename__ = "webhooks"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), index=True)
+    wallet_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("wallets.id"), index=True)
     url: Mapped[str] = mapped_column(Text)
     custom_headers: Mapped[dict] = mapped_column(JSON, default=dict)
     event_types: Mapped[list | None] = mapped_column(JSON, nullable=True)
@@ -124,6 +137,20 @@ class Webhook(Base):
     previous_secret: Mapped[str | None] = mapped_column(String(128), nullable=True)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=WebhookStatus.ACTIVE)
+    status_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # While failing: when the next probe may go out, the interval that grows after each failed
+    # probe, and the delivery that is the probe while it runs.
+    next_probe_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    probe_interval: Mapped[float | None] = mapped_column(Float, nullable=True)
+    probe_delivery_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    # Retry-After: no attempt before this time.
+    hold_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Waiting deliveries released per sweep; grows while the receiver keeps answering.
+    release_pace: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Event(Base):
@@ -170,6 +197,7 @@ class Delivery(Base):
         Index("ix_deliveries_event_id", "event_id"),
         Index("ix_deliveries_wallet_id_created_at", "wallet_id", "created_at"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_deliveries_webhook_id_status_created_at", "webhook_id", "status", "created_at"),
     )
 
 

@@ -1,4 +1,5 @@
-"""The outbound network guard: which addresses a delivery may connect to.
+"""The outbound network guard: which addresses a delivery may connect to, and the connection
+classes every delivery uses (they also keep the attempt's hard deadline, see shared/deadline.py).
 
 The check runs on the address the socket actually connects to, after DNS resolution, so a host
 name that later resolves to 127.0.0.1 or a cloud metadata address is refused at delivery time.
@@ -13,6 +14,8 @@ import socket
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from shared import deadline
 
 # Not covered by is_private/is_link_local but used for cloud metadata or carrier NAT.
 EXTRA_BLOCKED = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("192.0.0.0/24"))
@@ -44,24 +47,31 @@ class AddressPolicy:
         return not blocked
 
 
-def _guarded_socket(conn, policy: AddressPolicy):
+def _open_socket(conn, policy: AddressPolicy | None):
+    """Resolve (within the attempt's deadline), check each address, connect."""
+    attempt = deadline.current()
     host, port = conn._dns_host, conn.port
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    infos = deadline.resolve(host, port, attempt)
     refused = []
     last_error = None
     for family, socktype, proto, _name, sockaddr in infos:
-        if not policy.permits(sockaddr[0]):
+        if policy is not None and not policy.permits(sockaddr[0]):
             refused.append(sockaddr[0])
             continue
         sock = socket.socket(family, socktype, proto)
         try:
             for option in conn.socket_options or ():
                 sock.setsockopt(*option)
-            if conn.timeout is not None:
-                sock.settimeout(conn.timeout)
+            timeout = attempt.remaining() if attempt is not None else conn.timeout
+            if timeout is not None:
+                sock.settimeout(timeout)
+            if attempt is not None:
+                attempt.use(sock)
             sock.connect(sockaddr)
             return sock
         except OSError as exc:
+            if attempt is not None:
+                attempt.forget(sock)
             sock.close()
             last_error = exc
     if last_error is not None:
@@ -71,11 +81,11 @@ def _guarded_socket(conn, policy: AddressPolicy):
     )
 
 
-def _new_guarded_conn(conn, policy: AddressPolicy):
+def _new_conn(conn, policy: AddressPolicy | None):
     """`_new_conn` for urllib3 connections, raising urllib3's own errors."""
     try:
-        return _guarded_socket(conn, policy)
-    except BlockedDestination:
+        return _open_socket(conn, policy)
+    except (BlockedDestination, deadline.DeadlineExceeded):
         raise
     except socket.gaierror as exc:
         raise NameResolutionError(conn.host, conn, exc) from exc
@@ -85,21 +95,30 @@ def _new_guarded_conn(conn, policy: AddressPolicy):
         raise NewConnectionError(conn, f"Failed to establish a new connection: {exc}") from exc
 
 
-def guarded_pool_classes(policy: AddressPolicy) -> dict:
-    """urllib3 pool classes whose connections go only where `policy` permits."""
+def pool_classes(policy: AddressPolicy | None) -> dict:
+    """urllib3 pool classes whose connections keep the attempt's deadline and, with a policy,
+    go only where it permits."""
 
-    class GuardedHTTPConnection(HTTPConnection):
+    class _Deadline:
         def _new_conn(self):
-            return _new_guarded_conn(self, policy)
+            return _new_conn(self, policy)
 
-    class GuardedHTTPSConnection(HTTPSConnection):
-        def _new_conn(self):
-            return _new_guarded_conn(self, policy)
+        def request(self, *args, **kwargs):
+            attempt = deadline.current()
+            if attempt is not None and self.sock is not None:
+                attempt.use(self.sock)  # a pooled connection: its socket is this attempt's now
+            return super().request(*args, **kwargs)
 
-    class GuardedHTTPConnectionPool(HTTPConnectionPool):
-        ConnectionCls = GuardedHTTPConnection
+    class Connection(_Deadline, HTTPConnection):
+        pass
 
-    class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
-        ConnectionCls = GuardedHTTPSConnection
+    class TLSConnection(_Deadline, HTTPSConnection):
+        pass
 
-    return {"http": GuardedHTTPConnectionPool, "https": GuardedHTTPSConnectionPool}
+    class ConnectionPool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class TLSConnectionPool(HTTPSConnectionPool):
+        ConnectionCls = TLSConnection
+
+    return {"http": ConnectionPool, "https": TLSConnectionPool}

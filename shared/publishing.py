@@ -25,7 +25,7 @@ from shared.event_types import check_event, is_notified
 from shared.metrics import MetricsRecorder
 from shared.settings import Settings
 from shared.store import statements
-from shared.throttle import receiver_key
+from shared.throttle import host_key
 from shared.timeutil import isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A delivery to send: its id, and its receiver (scheme://host:port, never the path)."""
+    """A delivery to send: its id, its webhook, and its host (scheme://host:port, no path), so
+    that a worker can apply the caps before touching the database."""
 
     id: uuid.UUID
-    receiver: str
+    webhook_id: uuid.UUID | None
+    host: str
+
+    @classmethod
+    def from_row(cls, row) -> Outgoing:
+        """From (delivery id, url, webhook id), as the store's statements return them."""
+        delivery_id, url, webhook_id = row
+        return cls(delivery_id, webhook_id, host_key(url))
 
 
 @dataclass(frozen=True)
@@ -85,18 +93,30 @@ def publish_event(
         enqueued=dispatch is not None,
         global_url=settings.global_webhook_url or None,
     )
-    try:
-        # One atomic statement on PostgreSQL; one transaction on SQLite.
-        with db.statements() as connection:
-            rows = statements.publish(connection, event)
-    except IntegrityError:  # the wallet's foreign key: checked by the insert, not a read
-        raise NotFound(f"Wallet id {wallet_id} does not exist.") from None
-    deliveries = [Outgoing(delivery_id, receiver_key(url)) for delivery_id, url in rows]
+    rows = _store(db, event)
+    deliveries = [Outgoing.from_row(row) for row in rows]
     if dispatch is not None and deliveries:
         dispatch_or_leave_for_sweep(db, dispatch, deliveries)
     if metrics is not None:
         metrics.event_published(event_type)
     return PublishedEvent(event_id, event_type, event.body, deliveries)
+
+
+def _store(db: Database, event: statements.NewEvent) -> list[tuple]:
+    """One atomic statement on PostgreSQL; one transaction on SQLite.
+
+    A foreign key fails when the wallet does not exist, or when one of its webhooks was deleted
+    between the statement's snapshot and its insert: the second try no longer sees that webhook,
+    so the event is stored for the others; a wallet that does not exist fails both.
+    """
+    for last_try in (False, True):
+        try:
+            with db.statements() as connection:
+                return statements.publish(connection, event)
+        except IntegrityError:
+            if last_try:
+                raise NotFound(f"Wallet id {event.wallet_id} does not exist.") from None
+    raise AssertionError("unreachable")
 
 
 def dispatch_or_leave_for_sweep(db: Database, dispatch: Dispatch, deliveries: Sequence[Outgoing]):

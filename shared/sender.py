@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import urllib3
@@ -22,8 +24,8 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from shared import __version__
-from shared.netguard import AddressPolicy, BlockedDestination, guarded_pool_classes
+from shared import __version__, deadline
+from shared.netguard import AddressPolicy, BlockedDestination, pool_classes
 from shared.settings import Settings
 
 USER_AGENT = f"cloud-agent-webhooks/{__version__}"
@@ -35,6 +37,7 @@ class SendResult:
     status_code: int | None
     error: str | None
     duration_ms: float
+    retry_after: float | None = None  # seconds a 429 or 503 asked for, if it said
 
     @property
     def ok(self) -> bool:
@@ -46,14 +49,19 @@ class Sender:
         self.timeout = settings.webhook_timeout
         self.https_only = settings.webhook_https_only
         self.pool = urllib3.PoolManager(num_pools=256, maxsize=maxsize, block=False)
+        policy = None
         if settings.webhook_block_private_networks:
             policy = AddressPolicy(settings.webhook_allowed_networks)
-            self.pool.pool_classes_by_scheme = guarded_pool_classes(policy)
+        self.pool.pool_classes_by_scheme = pool_classes(policy)
+        self.watchdog = deadline.Watchdog()
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
         started = time.perf_counter()
         if self.https_only and urlsplit(url).scheme != "https":
             return SendResult(None, "refused: plain http is not allowed (WEBHOOK_HTTPS_ONLY)", 0.0)
+        attempt = deadline.Attempt(self.timeout)
+        deadline.set_current(attempt)
+        self.watchdog.watch(attempt)
         try:
             response = self.pool.urlopen(
                 "POST",
@@ -72,9 +80,37 @@ class Sender:
                     response.close()  # an unread body would poison the pooled connection
             finally:
                 response.release_conn()
-            return SendResult(response.status, None, _elapsed_ms(started))
+            if attempt.expired:
+                raise deadline.DeadlineExceeded("deadline passed")
+            return SendResult(response.status, None, _elapsed_ms(started), _retry_after(response))
         except Exception as exc:  # every failure is a failed attempt, described without the URL
-            return SendResult(None, describe_error(exc, self.timeout), _elapsed_ms(started))
+            if attempt.expired or time.monotonic() >= attempt.deadline:
+                error = f"timeout: no complete response within {self.timeout:g}s"
+            else:
+                error = describe_error(exc, self.timeout)
+            return SendResult(None, error, _elapsed_ms(started))
+        finally:
+            attempt.finish()
+            deadline.set_current(None)
+
+
+def _retry_after(response) -> float | None:
+    """Retry-After of a 429 or 503, in seconds from now (delay-seconds or an HTTP date)."""
+    if response.status not in (429, 503):
+        return None
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _elapsed_ms(started: float) -> float:

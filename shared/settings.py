@@ -42,7 +42,14 @@ class Settings:
     webhook_max_retries: int = 2
     webhook_timeout: float = 5.0
     max_webhooks_per_wallet: int = 10
-    max_in_flight_per_receiver: int = 16
+    max_in_flight_per_webhook: int = 4
+    max_in_flight_per_host: int = 64
+    max_in_flight_slow: int = 32
+    circuit_failures: int = 5
+    probe_interval: float = 5.0
+    probe_max_interval: float = 60.0
+    retry_after_max: float = 300.0
+    disable_after: float = 5 * 24 * 3600.0
     webhook_block_private_networks: bool = False
     webhook_allowed_networks: tuple = ()
     webhook_https_only: bool = False
@@ -175,9 +182,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_max_retries=_number(env, "WEBHOOK_MAX_RETRIES", 2, int, 0, 100),
         webhook_timeout=_number(env, "WEBHOOK_TIMEOUT", 5.0, float, 0.1, 300),
         max_webhooks_per_wallet=_number(env, "MAX_WEBHOOKS_PER_WALLET", 10, int, 1, 10_000),
-        max_in_flight_per_receiver=_number(
-            env, "WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER", 16, int, 1, 100_000
-        ),
+        max_in_flight_per_webhook=_number(env, "WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK", 4, int, 1),
+        max_in_flight_per_host=_number(env, "WEBHOOK_MAX_IN_FLIGHT_PER_HOST", 64, int, 1),
+        max_in_flight_slow=_number(env, "WEBHOOK_MAX_IN_FLIGHT_SLOW", 32, int, 1),
+        circuit_failures=_number(env, "WEBHOOK_CIRCUIT_FAILURES", 5, int, 1, 1000),
+        probe_interval=_number(env, "WEBHOOK_PROBE_INTERVAL", 5.0, float, 0.1, 3600),
+        probe_max_interval=_number(env, "WEBHOOK_PROBE_MAX_INTERVAL", 60.0, float, 0.1, 86400),
+        retry_after_max=_number(env, "WEBHOOK_RETRY_AFTER_MAX", 300.0, float, 0, 86400),
+        disable_after=_number(env, "WEBHOOK_DISABLE_AFTER", 432000.0, float, 1),
         webhook_block_private_networks=_bool(env, "WEBHOOK_BLOCK_PRIVATE_NETWORKS", False),
         webhook_allowed_networks=_networks(env, "WEBHOOK_ALLOWED_NETWORKS"),
         webhook_https_only=_bool(env, "WEBHOOK_HTTPS_ONLY", False),

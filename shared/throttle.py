@@ -1,82 +1,133 @@
-"""A cap on the worker threads one slow receiver may hold.
+"""Caps on the attempts running at once in one worker process, so that no webhook can take the
+threads the others need.
 
-A receiver that hangs holds a thread for the whole timeout of each attempt. Without a cap,
-one such receiver soon holds every thread of a worker and every other wallet's deliveries wait
-behind it. So a receiver may hold at most `limit` threads unless it has shown itself fast: an
-attempt finished within `slow_after` seconds in the last `remember` seconds, none took longer
-since, and none is taking longer now. A receiver not heard from yet is capped too, so that one
-that hangs from its very first event cannot take every thread before it is found out. Its
-further deliveries are put back for later without spending an attempt. A fast receiver meets
-the cap only in a burst before its first answer.
+A webhook that hangs holds a thread for the whole timeout of each attempt. So a webhook may run
+at most `per_webhook` attempts at once unless it has shown itself fast (an attempt finished
+within `slow_after` seconds in the last `remember` seconds, none took longer since, and none is
+taking longer now); a webhook not heard from yet counts as slow, so one that hangs from its very
+first event is capped before it is found out. Slow and unproven webhooks together may hold at
+most `slow_share` threads: however many of them hang, the others always find a thread. Every
+host also gets at most `per_host` attempts at once, to protect the receivers themselves.
 
-Counted per worker process, in memory: nothing to leak when a worker dies, and no round trip
-on the hot path. With several worker processes each keeps its own threads free.
+What is counted is what runs now, in memory: nothing to leak when a worker dies, no round trip
+on the hot path. A webhook's entry is dropped once nothing runs and nothing is remembered.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 
-def receiver_key(url: str) -> str:
-    """scheme://host:port: what the cap counts by (the port is empty when the URL has none)."""
+def host_key(url: str) -> str:
+    """scheme://host:port: what the per-host cap counts by (the port is empty when unset)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
 
 
 @dataclass
-class _Receiver:
+class _Webhook:
     running: dict[object, float] = field(default_factory=dict)  # token -> start
     slow_until: float = 0.0  # an attempt took longer than slow_after: capped until then
     fast_until: float = 0.0  # an attempt finished quickly: uncapped until then, unless slow
 
 
-class ReceiverLimiter:
-    def __init__(self, limit: int, slow_after: float = 1.0, remember: float = 30.0):
-        self.limit = limit
+_tokens = itertools.count()
+
+
+@dataclass
+class Lease:
+    webhook: str
+    host: str
+    slow: bool  # counted in the slow share
+    token: int = field(default_factory=lambda: next(_tokens))
+
+
+class WebhookLimiter:
+    def __init__(
+        self,
+        per_webhook: int,
+        per_host: int,
+        slow_share: int,
+        slow_after: float = 1.0,
+        remember: float = 30.0,
+    ):
+        self.per_webhook = per_webhook
+        self.per_host = per_host
+        self.slow_share = slow_share
         self.slow_after = slow_after
         self.remember = remember
         self._lock = threading.Lock()
-        self._receivers: dict[str, _Receiver] = {}
+        self._webhooks: dict[str, _Webhook] = {}
+        self._hosts: dict[str, int] = {}
+        self._slow_running = 0
+        self._acquired = 0
 
-    def acquire(self, url: str) -> object | None:
-        """A token to release after the attempt, or None when the receiver must wait.
-
-        `url` may be the delivery's URL or its receiver_key (the key of a key is itself).
-        """
+    def acquire(self, webhook: str, host: str) -> Lease | None:
+        """A lease to release after the attempt, or None when the webhook must wait."""
         now = time.monotonic()
         with self._lock:
-            receiver = self._receivers.setdefault(receiver_key(url), _Receiver())
-            if len(receiver.running) >= self.limit and self._is_capped(receiver, now):
+            self._acquired += 1
+            if self._acquired % 1000 == 0:
+                self._drop_stale(now)
+            state = self._webhooks.setdefault(webhook, _Webhook())
+            slow = self._is_slow(state, now)
+            if self._hosts.get(host, 0) >= self.per_host:
                 return None
-            token = object()
-            receiver.running[token] = now
-            return token
+            if slow and (
+                len(state.running) >= self.per_webhook or self._slow_running >= self.slow_share
+            ):
+                return None
+            lease = Lease(webhook, host, slow)
+            state.running[lease.token] = now
+            self._hosts[host] = self._hosts.get(host, 0) + 1
+            self._slow_running += slow
+            return lease
 
-    def release(self, url: str, token: object, answered: bool = True) -> None:
-        """Give the share back; `answered=False` when no request was made (nothing to judge)."""
-        key = receiver_key(url)
+    def release(self, lease: Lease, answered: bool = True) -> None:
+        """Give the lease back; `answered=False` when no request was made (nothing to judge)."""
         now = time.monotonic()
         with self._lock:
-            receiver = self._receivers.get(key)
-            if receiver is None:
+            self._slow_running -= lease.slow
+            remaining = self._hosts.get(lease.host, 1) - 1
+            if remaining:
+                self._hosts[lease.host] = remaining
+            else:
+                self._hosts.pop(lease.host, None)
+            state = self._webhooks.get(lease.webhook)
+            if state is None:
                 return
-            started = receiver.running.pop(token, now)
+            started = state.running.pop(lease.token, now)
             if now - started > self.slow_after:
-                receiver.slow_until = now + self.remember
-                receiver.fast_until = 0.0
+                state.slow_until = now + self.remember
+                state.fast_until = 0.0
             elif answered:
-                receiver.fast_until = now + self.remember
-            if not receiver.running and max(receiver.slow_until, receiver.fast_until) <= now:
-                del self._receivers[key]
+                state.fast_until = now + self.remember
+            if not state.running and max(state.slow_until, state.fast_until) <= now:
+                del self._webhooks[lease.webhook]
 
-    def _is_capped(self, receiver: _Receiver, now: float) -> bool:
-        if receiver.slow_until > now:
+    def tracked(self) -> int:
+        """How many webhooks this limiter remembers, once the stale ones are dropped."""
+        with self._lock:
+            self._drop_stale(time.monotonic())
+            return len(self._webhooks)
+
+    def _drop_stale(self, now: float) -> None:
+        stale = [
+            key
+            for key, state in self._webhooks.items()
+            if not state.running and max(state.slow_until, state.fast_until) <= now
+        ]
+        for key in stale:
+            del self._webhooks[key]
+
+    def _is_slow(self, state: _Webhook, now: float) -> bool:
+        if state.slow_until > now:
             return True
-        oldest = min(receiver.running.values(), default=now)
+        oldest = min(state.running.values(), default=now)
         if now - oldest > self.slow_after:
             return True
-        return receiver.fast_until <= now  # not (recently) seen fast: not trusted yet
+        return state.fast_until <= now  # not (recently) seen fast: not trusted yet

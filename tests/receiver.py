@@ -22,10 +22,12 @@ class Behaviour:
     then: int = 200
     delay: float = 0.0  # seconds before answering
     location: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After
+    trickle: float = 0.0  # > 0: the body comes one byte every `trickle` seconds, for minutes
 
 
 class Receiver:
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self.requests: list[Received] = []
         self.behaviours: dict[str, Behaviour] = {}
         self._lock = threading.Lock()
@@ -44,14 +46,30 @@ class Receiver:
                 self.send_response(status)
                 if behaviour.location:
                     self.send_header("Location", behaviour.location)
+                for name, value in behaviour.headers.items():
+                    self.send_header(name, value)
+                if behaviour.trickle:
+                    self._trickle(behaviour.trickle)
+                    return
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
 
+            def _trickle(self, every: float) -> None:
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                try:
+                    for _ in range(100000):
+                        self.wfile.write(b".")
+                        self.wfile.flush()
+                        time.sleep(every)
+                except OSError:
+                    self.close_connection = True
+
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

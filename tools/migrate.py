@@ -10,7 +10,11 @@ from alembic.config import Config
 from sqlalchemy import text
 
 from shared.db import Database
-from shared.services.bootstrap import api_key_salt, ensure_default_wallet
+from shared.services.bootstrap import (
+    api_key_salt,
+    ensure_default_wallet,
+    ensure_global_webhook_row,
+)
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,7 @@ def prepare_database(settings: Settings) -> None:
                     )
                     connection.commit()
         with db.transaction() as session:
+            ensure_global_webhook_row(session)
             salt = api_key_salt(session, settings)
             generated_key = ensure_default_wallet(session, settings, salt)
     finally:

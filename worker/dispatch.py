@@ -11,15 +11,15 @@ DELIVER_TASK = "webhooks.deliver"
 def send_deliveries(deliveries: Sequence[Outgoing]) -> None:
     """One task per delivery, over one broker connection.
 
-    A task carries the delivery's id, and its receiver (scheme://host:port) so that a worker
-    can put it back without touching the database while that receiver is saturated.
+    A task carries the delivery's id, its webhook and its host (scheme://host:port), so that a
+    worker applies the caps before touching the database.
     """
     with celery_app.producer_or_acquire() as producer:
         for delivery in deliveries:
             celery_app.send_task(
                 DELIVER_TASK,
                 args=[str(delivery.id)],
-                kwargs={"receiver": delivery.receiver},
+                kwargs={"webhook": str(delivery.webhook_id), "host": delivery.host},
                 queue=FIRST_QUEUE,
                 producer=producer,
                 # Celery sends to a direct queue through the default exchange, straight onto

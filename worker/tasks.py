@@ -1,7 +1,6 @@
 """Tasks: deliver one notification, sweep stuck deliveries, purge old events."""
 
 import logging
-import random
 import threading
 import uuid
 
@@ -14,11 +13,12 @@ from shared.logs import configure_logging
 from shared.metrics import MetricsRecorder
 from shared.publishing import dispatch_or_leave_for_sweep, leave_for_sweep
 from shared.sender import Sender
-from shared.services.delivery import DEFERRED, RETRY, attempt_delivery
+from shared.services.delivery import RETRY, Deliverer
+from shared.services.health import HealthTracker
 from shared.services.retention import purge
 from shared.services.sweep import sweep
 from shared.store.stores import delivery_store
-from shared.throttle import ReceiverLimiter
+from shared.throttle import WebhookLimiter
 from worker.celery_app import FIRST_QUEUE, RETRY_QUEUE, celery_app, settings
 from worker.dispatch import DELIVER_TASK, send_deliveries
 
@@ -27,21 +27,19 @@ configure_logging(settings.log_level)
 
 
 class _Resources:
-    """The database and HTTP pool of this worker process, made on first use (after any fork)."""
+    """The database, HTTP pool and caps of this worker process, made on first use (after any
+    fork)."""
 
     db = None
-    store = None
-    sender = None
+    deliverer = None
     broker = None
-    metrics = None
-    limiter = None
     _lock = threading.Lock()
 
     @classmethod
     def get(cls) -> type["_Resources"]:
         if cls.db is None:
             # The first tasks arrive on many threads at once, and they must all share one
-            # receiver limiter (and one pool): made once, under a lock, `db` set last.
+            # limiter (and one pool): made once, under a lock, `db` set last.
             with cls._lock:
                 if cls.db is None:
                     cls._make()
@@ -49,17 +47,24 @@ class _Resources:
 
     @classmethod
     def _make(cls) -> None:
-        cls.sender = Sender(settings)
         cls.broker = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-        cls.metrics = MetricsRecorder(settings.redis_url)
-        cls.limiter = ReceiverLimiter(settings.max_in_flight_per_receiver)
         # Claims and records go through the store (batched on PostgreSQL), so a few
         # connections serve all the threads; PostgreSQL allows ~100 across all processes.
         # No ping before each checkout: it is a round trip per statement on the hot path.
         # After a database restart the first statement on a dead connection fails, the pool
         # is renewed, and the sweep recovers the deliveries of that batch.
         db = Database(settings.database_url, pool_size=16, pre_ping=False)
-        cls.store = delivery_store(db, settings)
+        cls.deliverer = Deliverer(
+            store=delivery_store(db, settings),
+            sender=Sender(settings),
+            limiter=WebhookLimiter(
+                settings.max_in_flight_per_webhook,
+                settings.max_in_flight_per_host,
+                settings.max_in_flight_slow,
+            ),
+            health=HealthTracker(db, settings),
+            metrics=MetricsRecorder(settings.redis_url),
+        )
         cls.db = db
 
 
@@ -68,38 +73,14 @@ def _reset_after_fork(**_):
     _Resources.db = None  # get() then makes all of them anew in the child
 
 
-def _deferral_delay(deferrals: int) -> float:
-    """Back off while a receiver is saturated, with jitter so put-back work spreads out."""
-    return min(60.0, 2.0 * 2**deferrals) * (0.75 + random.random() / 2)
-
-
 @celery_app.task(name=DELIVER_TASK, bind=True, max_retries=settings.webhook_max_retries)
-def deliver(self, delivery_id: str, receiver: str | None = None, deferrals: int = 0) -> str:
+def deliver(self, delivery_id: str, webhook: str | None = None, host: str | None = None, **_):
     resources = _Resources.get()
-    db = resources.db
-    delay = _deferral_delay(deferrals)
-    outcome = attempt_delivery(
-        resources.store,
-        resources.sender,
-        delivery_id,
-        resources.metrics,
-        resources.limiter,
-        delay,
-        receiver,
-    )
-    if outcome == DEFERRED:
-        try:
-            deliver.apply_async(
-                args=[delivery_id],
-                kwargs={"receiver": receiver, "deferrals": deferrals + 1},
-                countdown=delay,
-                queue=RETRY_QUEUE,
-            )
-        except Exception:
-            leave_for_sweep(db, [uuid.UUID(delivery_id)])
-        return outcome
-    if outcome != RETRY:
-        return outcome
+    attempted = resources.deliverer.attempt(delivery_id, webhook, host)
+    if attempted.to_send:
+        dispatch_or_leave_for_sweep(resources.db, send_deliveries, attempted.to_send)
+    if attempted.outcome != RETRY:
+        return attempted.outcome
     try:
         raise self.retry(
             countdown=settings.webhook_retry_countdown,
@@ -109,11 +90,11 @@ def deliver(self, delivery_id: str, receiver: str | None = None, deferrals: int 
     except MaxRetriesExceededError:
         # Celery's counter ran out but the database allows another attempt (this message was
         # re-sent by the sweep): leave the row pending for the sweep.
-        leave_for_sweep(db, [uuid.UUID(delivery_id)])
-        return outcome
+        leave_for_sweep(resources.db, [uuid.UUID(delivery_id)])
+        return attempted.outcome
     except Reject:
         # The retry message could not be published (broker down); the sweep sends it later.
-        leave_for_sweep(db, [uuid.UUID(delivery_id)])
+        leave_for_sweep(resources.db, [uuid.UUID(delivery_id)])
         raise
 
 

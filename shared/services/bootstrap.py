@@ -7,7 +7,15 @@ import secrets
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.models import DEFAULT_WALLET_ID, ApiKey, Entity, SystemValue, Wallet, Webhook
+from shared.models import (
+    DEFAULT_WALLET_ID,
+    GLOBAL_WEBHOOK_ID,
+    ApiKey,
+    Entity,
+    SystemValue,
+    Wallet,
+    Webhook,
+)
 from shared.services.tenancy import hash_api_key
 from shared.settings import Settings
 from shared.signing import generate_secret
@@ -81,3 +89,19 @@ def ensure_default_wallet(session: Session, settings: Settings, salt: str) -> st
     except IntegrityError:
         return None  # another process created it at the same moment
     return None if settings.default_wallet_auth_api_key else api_key
+
+
+def ensure_global_webhook_row(session: Session) -> None:
+    """The global webhook's row (no wallet, no URL: deliveries carry the URL), which holds its
+    circuit. The migration creates it; this puts it back if it was removed."""
+    if session.get(Webhook, GLOBAL_WEBHOOK_ID) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(
+                Webhook(
+                    id=GLOBAL_WEBHOOK_ID, url="", custom_headers={}, secret="", created_at=utcnow()
+                )
+            )
+    except IntegrityError:
+        pass  # another process put it back first

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from shared import signing
 from shared.metrics import MetricsRecorder
 from shared.models import DeliveryStatus
+from shared.publishing import Outgoing
 from shared.sender import USER_AGENT, Sender, SendResult
+from shared.services.health import HealthTracker
 from shared.settings import Settings
 from shared.store.statements import AttemptRecord
 from shared.store.stores import Claim, DirectStore
-from shared.throttle import ReceiverLimiter
+from shared.throttle import WebhookLimiter
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -77,76 +80,85 @@ def record_attempt(
     return outcome if store.record(attempt) else SKIPPED
 
 
-def attempt_delivery(
-    store: DirectStore,
-    sender: Sender,
-    delivery_id,
-    metrics: MetricsRecorder | None = None,
-    limiter: ReceiverLimiter | None = None,
-    defer_seconds: float = 1.0,
-    receiver: str | None = None,
-) -> str:
-    """Run one attempt of a delivery; the outcome says whether to retry.
+@dataclass
+class Deliverer:
+    """What a worker process needs to run attempts: made once per process."""
 
-    DEFERRED means the receiver already has its share of attempts running: the delivery is
-    due again in `defer_seconds`, with no attempt spent. When the task message names the
-    receiver, its share is taken before anything else, so a saturated receiver's deliveries
-    are put back without touching the database and a burst cannot overshoot the cap.
-    """
-    lease = None
-    if limiter is not None and receiver is not None:
-        lease = limiter.acquire(receiver)
-        if lease is None:
-            return DEFERRED
-    outcome = SKIPPED
-    try:
-        outcome = _attempt(store, sender, delivery_id, metrics, limiter, defer_seconds, lease)
-        return outcome
-    finally:
+    store: DirectStore
+    sender: Sender
+    limiter: WebhookLimiter
+    health: HealthTracker
+    metrics: MetricsRecorder | None = None
+    # Webhooks with deliveries this process parked at their cap: when one of their attempts
+    # ends, a waiting one takes the freed slot.
+    parked: set = field(default_factory=set)
+
+    def attempt(self, delivery_id, webhook: str | None, host: str | None) -> Attempted:
+        """Run one attempt of a delivery; the outcome says whether to retry.
+
+        DEFERRED means the webhook already has its share of attempts running: the delivery
+        waits in the database, with no attempt spent, until a slot frees. The share is taken
+        before anything else, so a capped webhook's deliveries never reach the receiver and a
+        burst cannot overshoot the cap.
+        """
+        delivery_id = uuid.UUID(str(delivery_id))
+        lease = None
+        if webhook is not None and host is not None:
+            lease = self.limiter.acquire(webhook, host)
+            if lease is None:
+                self.store.park_for_cap(delivery_id)
+                self.parked.add(webhook)
+                return Attempted(DEFERRED)
+        attempted = Attempted(SKIPPED)
+        try:
+            attempted = self._attempt(delivery_id)
+        finally:
+            if lease is not None:
+                # Nothing claimed (a duplicate message): no request, so no sign of the
+                # webhook's speed; only an answer may lift the cap on one not heard from yet.
+                self.limiter.release(lease, answered=attempted.outcome != SKIPPED)
         if lease is not None:
-            # Nothing claimed (a duplicate message): no request, so no sign of the receiver's
-            # speed; only an answer may lift the cap on a receiver not heard from yet.
-            limiter.release(receiver, lease, answered=outcome != SKIPPED)
+            attempted.to_send += self._release_one_parked(webhook)
+        return attempted
+
+    def _release_one_parked(self, finished: str) -> list[Outgoing]:
+        """A slot just freed: one delivery parked at a cap takes it, the finished webhook's
+        first, then any other's (the slot may be the slow share's)."""
+        for webhook in sorted(self.parked, key=lambda key: key != finished):
+            freed = self.store.release_waiting(uuid.UUID(webhook), 1)
+            if freed:
+                return [Outgoing.from_row(row) for row in freed]
+            self.parked.discard(webhook)
+        return []
+
+    def _attempt(self, delivery_id: uuid.UUID) -> Attempted:
+        started = utcnow()
+        claimed = self.store.claim(delivery_id)
+        if claimed is None:
+            return Attempted(SKIPPED)
+        body = claimed.body.encode()
+        headers = request_headers(claimed, int(started.timestamp()), body)
+        result = self.sender.post(claimed.url, body, headers)
+        outcome = record_attempt(self.store, self.store.settings, claimed, started, result)
+        released = self.health.after_attempt(claimed.webhook_id, claimed.id, result)
+        if self.metrics is not None:
+            ended = outcome if outcome in (DELIVERED, FAILED) else None
+            self.metrics.attempt_finished(result.duration_ms, ended)
+        if outcome == FAILED:
+            log.warning(
+                "delivery failed after %d attempts: delivery=%s event=%s webhook=%s host=%s "
+                "last=%s",
+                claimed.number,
+                claimed.id,
+                claimed.event_id,
+                claimed.webhook_id,
+                urlsplit(claimed.url).hostname,
+                result.error or f"HTTP {result.status_code}",
+            )
+        return Attempted(outcome, released)
 
 
-def _attempt(store, sender, delivery_id, metrics, limiter, defer_seconds, lease) -> str:
-    started = utcnow()
-    claimed = store.claim(uuid.UUID(str(delivery_id)))
-    if claimed is None:
-        return SKIPPED
-    own_lease = None
-    if limiter is not None and lease is None:  # a message without its receiver: cap here
-        own_lease = limiter.acquire(claimed.url)
-        if own_lease is None:
-            store.put_back(claimed, defer_seconds)
-            return DEFERRED
-    body = claimed.body.encode()
-    headers = request_headers(claimed, int(started.timestamp()), body)
-    try:
-        result = sender.post(claimed.url, body, headers)
-    finally:
-        if own_lease is not None:
-            limiter.release(claimed.url, own_lease)
-    outcome = record_attempt(store, store.settings, claimed, started, result)
-    if metrics is not None:
-        ended = outcome if outcome in (DELIVERED, FAILED) else None
-        metrics.attempt_finished(result.duration_ms, ended)
-    if outcome == FAILED:
-        log.warning(
-            "delivery failed after %d attempts: delivery=%s event=%s target=%s url=%s last=%s",
-            claimed.number,
-            claimed.id,
-            claimed.event_id,
-            claimed.target,
-            redact_url(claimed.url),
-            result.error or f"HTTP {result.status_code}",
-        )
-    return outcome
-
-
-def redact_url(url: str) -> str:
-    """scheme://host/path: query strings and user info often carry tokens."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+@dataclass
+class Attempted:
+    outcome: str
+    to_send: list = field(default_factory=list)  # deliveries released meanwhile

@@ -1,4 +1,4 @@
-"""Recovering deliveries whose task message or attempt was lost.
+"""Recovering deliveries whose task message or attempt was lost, and tending the circuits.
 
 Safe when two sweeps run at once: rows are taken with FOR UPDATE SKIP LOCKED on PostgreSQL
 (SQLite has a single writer, so it needs no row locks).
@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from shared.models import Delivery, DeliveryStatus
 from shared.publishing import Outgoing
+from shared.services.health import tend_circuits
 from shared.settings import Settings
 from shared.store import statements
 from shared.store.statements import AttemptRecord
-from shared.throttle import receiver_key
 from shared.timeutil import utcnow
 
 LOST_ATTEMPT = "attempt lost: the worker stopped before recording an outcome"
@@ -40,7 +40,7 @@ def sweep(
     if not messages_waiting:
         unsent = or_(unsent, Delivery.enqueued_at < stuck_before)
     stuck = session.execute(
-        select(Delivery.id, Delivery.url)
+        select(Delivery.id, Delivery.url, Delivery.webhook_id)
         .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now, unsent)
         .order_by(Delivery.next_attempt_at)
         .limit(batch)
@@ -48,13 +48,21 @@ def sweep(
     ).all()
     if stuck:
         statements.mark_enqueued(session.connection(), [row.id for row in stuck], now)
-    return [Outgoing(row.id, receiver_key(row.url)) for row in again + stuck]
+    outgoing = [Outgoing.from_row((row.id, row.url, row.webhook_id)) for row in again + stuck]
+    return outgoing + tend_circuits(session, settings, now)
 
 
 def _recover_lost_attempts(session: Session, settings: Settings, now, batch: int) -> list:
     """An attempt still in flight after its lease died with its worker: it counts as failed."""
     lost = session.execute(
-        select(Delivery.id, Delivery.round, Delivery.attempts, Delivery.lease_until, Delivery.url)
+        select(
+            Delivery.id,
+            Delivery.round,
+            Delivery.attempts,
+            Delivery.lease_until,
+            Delivery.url,
+            Delivery.webhook_id,
+        )
         .where(Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.lease_until < now)
         .limit(batch)
         .with_for_update(skip_locked=True)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.errors import InvalidInput, NotFound, TooManyWebhooks
 from shared.event_types import EVENT_TYPES
-from shared.models import Wallet, Webhook
+from shared.models import Delivery, DeliveryStatus, Wallet, Webhook
+from shared.services import health
 from shared.signing import generate_secret
 from shared.store import statements
 from shared.timeutil import utcnow
@@ -73,12 +74,43 @@ def list_webhooks(session: Session, wallet_id: uuid.UUID) -> list[Webhook]:
     )
 
 
-def get_webhook(session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -> Webhook:
-    webhook = session.get(Webhook, webhook_id)
+def get_webhook(session: Session, wallet_id: uuid.UUID | None, webhook_id: uuid.UUID) -> Webhook:
+    """The wallet's webhook; with no wallet (the operator), any webhook, the global one included."""
+    webhook = session.get(Webhook, webhook_id, with_for_update=True)
     # Another wallet's webhook answers exactly as one that does not exist.
-    if webhook is None or webhook.wallet_id != wallet_id:
+    if webhook is None or (wallet_id is not None and webhook.wallet_id != wallet_id):
         raise NotFound(f"There is no webhook with id {webhook_id}.")
     return webhook
+
+
+def enable_webhook(session: Session, wallet_id: uuid.UUID | None, webhook_id: uuid.UUID):
+    """Attempts go out again for a disabled or failing webhook; its waiting deliveries are
+    released by the next sweeps."""
+    webhook = get_webhook(session, wallet_id, webhook_id)
+    health.enable(webhook, utcnow())
+    session.flush()
+    return webhook
+
+
+def recover_webhook(
+    session: Session, wallet_id: uuid.UUID | None, webhook_id: uuid.UUID, since: datetime
+) -> list:
+    """A new round for each of the webhook's failed deliveries created since `since`, oldest
+    first (same event id and bytes): [(id, url, webhook id)] to send."""
+    webhook = get_webhook(session, wallet_id, webhook_id)
+    now = utcnow()
+    failed = session.execute(
+        select(Delivery.id, Delivery.url, Delivery.webhook_id)
+        .where(
+            Delivery.webhook_id == webhook.id,
+            Delivery.status == DeliveryStatus.FAILED,
+            Delivery.created_at >= since,
+        )
+        .order_by(Delivery.created_at, Delivery.id)
+    ).all()
+    for row in failed:
+        statements.start_round(session.connection(), row.id, now)
+    return [tuple(row) for row in failed]
 
 
 def delete_webhook(session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -> None:

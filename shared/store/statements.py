@@ -20,9 +20,13 @@ from sqlalchemy import (
     Boolean,
     Text,
     Uuid,
+    and_,
     any_,
     bindparam,
+    case,
+    exists,
     insert,
+    or_,
     select,
     text,
     update,
@@ -30,9 +34,20 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
-from shared.models import UNFINISHED, Attempt, Delivery, DeliveryStatus, Event, UTCDateTime, Webhook
+from shared.models import (
+    GLOBAL_WEBHOOK_ID,
+    UNFINISHED,
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    UTCDateTime,
+    Webhook,
+    WebhookStatus,
+)
 
-PENDING, IN_FLIGHT = DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT
+PENDING, WAITING = DeliveryStatus.PENDING, DeliveryStatus.WAITING
+IN_FLIGHT = DeliveryStatus.IN_FLIGHT
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,7 @@ def _from_webhook(column):
 # Everything an attempt needs, read by the statement that claims the row.
 CLAIM_RETURNING = (
     Delivery.id,
+    Delivery.webhook_id,
     Delivery.round,
     Delivery.attempts,
     Delivery.event_id,
@@ -86,11 +102,24 @@ _CLAIMED = {
     "lease_until": bindparam("lease_until"),
     "updated_at": bindparam("now"),
 }
-_CLAIMABLE = (
+# The delivery's webhook takes attempts: it exists (a deleted one's deliveries are never sent),
+# its circuit is closed and no Retry-After holds it; or this delivery is its probe.
+_WEBHOOK_OPEN = exists().where(
+    Webhook.id == Delivery.webhook_id,
+    or_(
+        and_(
+            Webhook.status == WebhookStatus.ACTIVE,
+            or_(Webhook.hold_until.is_(None), Webhook.hold_until <= bindparam("now")),
+        ),
+        and_(Webhook.probe_delivery_id == Delivery.id, Webhook.status == WebhookStatus.FAILING),
+    ),
+)
+_DUE = (
     Delivery.status == PENDING,
     Delivery.attempts < bindparam("max_attempts"),
     Delivery.next_attempt_at <= bindparam("due_by"),
 )
+_CLAIMABLE = (*_DUE, _WEBHOOK_OPEN)
 # An UPDATE of a claimed row that matches only while the given attempt still owns it.
 _STILL_CLAIMED = update(Delivery).where(
     Delivery.id == bindparam("b_delivery_id"),
@@ -117,7 +146,7 @@ class _Postgres:
               AND (w.event_types IS NULL OR json_typeof(w.event_types) = 'null'
                    OR jsonb_exists(w.event_types::jsonb, :type))
             UNION ALL
-            SELECT NULL, 'global', CAST(:global_url AS text)
+            SELECT CAST(:global_id AS uuid), 'global', CAST(:global_url AS text)
             WHERE :notified AND CAST(:global_url AS text) IS NOT NULL
         )
         INSERT INTO deliveries (id, event_id, wallet_id, webhook_id, target, url, status, round,
@@ -125,7 +154,7 @@ class _Postgres:
         SELECT gen_random_uuid(), event.id, :wallet_id, targets.webhook_id, targets.target,
                targets.url, 'pending', 1, 0, :now, :enqueued_at, :now, :now
         FROM event, targets
-        RETURNING id, url
+        RETURNING id, url, webhook_id
         """
         )
         .bindparams(
@@ -137,8 +166,9 @@ class _Postgres:
             bindparam("enqueued_at", type_=UTCDateTime),
             bindparam("notified", type_=Boolean),
             bindparam("global_url", type_=Text),
+            bindparam("global_id", type_=Uuid),
         )
-        .columns(id=Uuid, url=Text)
+        .columns(id=Uuid, url=Text, webhook_id=Uuid)
     )
     # Any number of rows in one statement. A row another transaction holds (the sweep re-sending
     # it, a duplicate message claimed elsewhere) is skipped rather than waited for: that one is
@@ -197,7 +227,7 @@ class _Postgres:
         .columns(id=Uuid)
     )
 
-    def publish(self, conn: Connection, event: NewEvent) -> list[tuple[uuid.UUID, str]]:
+    def publish(self, conn: Connection, event: NewEvent) -> list[tuple]:
         params = {
             "id": event.id,
             "wallet_id": event.wallet_id,
@@ -207,6 +237,7 @@ class _Postgres:
             "enqueued_at": event.created_at if event.enqueued else None,
             "notified": event.notified,
             "global_url": event.global_url,
+            "global_id": GLOBAL_WEBHOOK_ID,
         }
         return [tuple(row) for row in conn.execute(self.PUBLISH, params)]
 
@@ -265,7 +296,7 @@ class _Sqlite:
         next_attempt_at=bindparam("b_retry_at"), enqueued_at=bindparam("b_now")
     )
 
-    def publish(self, conn: Connection, event: NewEvent) -> list[tuple[uuid.UUID, str]]:
+    def publish(self, conn: Connection, event: NewEvent) -> list[tuple]:
         now = event.created_at
         conn.execute(
             self.INSERT_EVENT,
@@ -286,7 +317,7 @@ class _Sqlite:
             if types is None or event.type in types
         ]
         if event.global_url:
-            targets.append((None, "global", event.global_url))
+            targets.append((GLOBAL_WEBHOOK_ID, "global", event.global_url))
         rows = [
             {
                 "id": uuid.uuid4(),
@@ -307,7 +338,7 @@ class _Sqlite:
         ]
         if rows:
             conn.execute(self.INSERT_DELIVERY, rows)
-        return [(row["id"], row["url"]) for row in rows]
+        return [(row["id"], row["url"], row["webhook_id"]) for row in rows]
 
     def claim(self, conn: Connection, ids: list[uuid.UUID], params: dict) -> list:
         rows = []
@@ -350,8 +381,8 @@ def owner_params(delivery_id: uuid.UUID, round_: int, number: int) -> dict:
     return {"b_delivery_id": delivery_id, "b_round": round_, "b_number": number}
 
 
-def publish(conn: Connection, event: NewEvent) -> list[tuple[uuid.UUID, str]]:
-    """Store the event and one pending delivery per target: [(delivery id, url)]."""
+def publish(conn: Connection, event: NewEvent) -> list[tuple]:
+    """Store the event and one pending delivery per target: [(delivery id, url, webhook id)]."""
     return _sql(conn).publish(conn, event)
 
 
@@ -370,21 +401,6 @@ def record(conn: Connection, records: list[AttemptRecord], now: datetime) -> set
     its status; its attempt row is stored all the same, so the log shows what was sent.
     """
     return _sql(conn).record(conn, records, now)
-
-
-_PUT_BACK = _STILL_CLAIMED.values(
-    status=PENDING,
-    attempts=Delivery.attempts - 1,
-    lease_until=None,
-    updated_at=bindparam("b_now"),
-    next_attempt_at=bindparam("b_due_at"),
-    enqueued_at=bindparam("b_now"),
-)
-
-
-def put_back(conn: Connection, owner: dict, now: datetime, due_at: datetime) -> None:
-    """Give a claim back without spending its attempt; due again at `due_at`."""
-    conn.execute(_PUT_BACK, {**owner, "b_now": now, "b_due_at": due_at})
 
 
 def leave_for_sweep(conn: Connection, ids: list[uuid.UUID]) -> None:
@@ -422,3 +438,118 @@ def start_round(conn: Connection, delivery_id: uuid.UUID, now: datetime) -> None
             updated_at=now,
         )
     )
+
+
+def _webhook(column):
+    return select(column).where(Webhook.id == Delivery.webhook_id).scalar_subquery()
+
+
+_WEBHOOK_STATUS = _webhook(Webhook.status)
+# Due deliveries whose webhook does not take attempts now: a deleted webhook's are cancelled, a
+# disabled one's fail, and the others wait in the database (no message anywhere) until their
+# webhook recovers or its Retry-After passes.
+_PARK_BLOCKED = (
+    update(Delivery)
+    .where(Delivery.id.in_(bindparam("ids", expanding=True)), *_DUE, ~_WEBHOOK_OPEN)
+    .values(
+        status=case(
+            (Delivery.webhook_id.is_(None), DeliveryStatus.CANCELLED),
+            (_WEBHOOK_STATUS == WebhookStatus.DISABLED, DeliveryStatus.FAILED),
+            else_=WAITING,
+        ),
+        last_error=case(
+            (Delivery.webhook_id.is_(None), "webhook deleted"),
+            (_WEBHOOK_STATUS == WebhookStatus.DISABLED, "webhook disabled"),
+            (_WEBHOOK_STATUS == WebhookStatus.FAILING, "waiting: the webhook is failing"),
+            else_="waiting: the receiver asked to retry later (Retry-After)",
+        ),
+        enqueued_at=None,
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def park_blocked(conn: Connection, ids: list[uuid.UUID], params: dict) -> None:
+    """Of these due deliveries, take out of circulation those whose webhook is closed."""
+    conn.execute(_PARK_BLOCKED, {**params, "ids": ids})
+
+
+_PARK_FOR_CAP = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"), Delivery.status == PENDING)
+    .values(
+        status=WAITING,
+        last_error="waiting: the webhook has its share of attempts running",
+        enqueued_at=None,
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def park_for_cap(conn: Connection, delivery_id: uuid.UUID, now: datetime) -> None:
+    """A delivery whose webhook has its share of threads: it waits in the database."""
+    conn.execute(_PARK_FOR_CAP, {"delivery_id": delivery_id, "now": now})
+
+
+def release_waiting(conn: Connection, webhook_id: uuid.UUID, limit: int, now: datetime) -> list:
+    """Up to `limit` of the webhook's waiting deliveries, oldest first, back to pending while it
+    takes attempts: [(id, url, webhook id)] to send."""
+    oldest = (
+        select(Delivery.id)
+        .where(
+            Delivery.webhook_id == webhook_id,
+            Delivery.status == WAITING,
+            Delivery.next_attempt_at <= now,
+        )
+        .order_by(Delivery.created_at, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    open_webhook = exists().where(
+        Webhook.id == webhook_id,
+        Webhook.status == WebhookStatus.ACTIVE,
+        or_(Webhook.hold_until.is_(None), Webhook.hold_until <= now),
+    )
+    statement = (
+        update(Delivery)
+        .where(Delivery.id.in_(oldest), open_webhook)
+        .values(status=PENDING, enqueued_at=now, updated_at=now)
+        .returning(Delivery.id, Delivery.url, Delivery.webhook_id)
+    )
+    return [tuple(row) for row in conn.execute(statement)]
+
+
+def start_probe(conn: Connection, webhook_id: uuid.UUID, now: datetime) -> tuple | None:
+    """The next attempt of the waiting delivery with the most attempts left (the oldest among
+    those) becomes the failing webhook's probe: (id, url, webhook id) to send, or None."""
+    candidate = conn.execute(
+        select(Delivery.id)
+        .where(Delivery.webhook_id == webhook_id, Delivery.status == WAITING)
+        .order_by(Delivery.attempts, Delivery.created_at, Delivery.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).scalar()
+    if candidate is None:
+        return None
+    conn.execute(
+        update(Webhook)
+        .where(Webhook.id == webhook_id)
+        .values(probe_delivery_id=candidate, next_probe_at=None)
+    )
+    row = conn.execute(
+        update(Delivery)
+        .where(Delivery.id == candidate)
+        .values(status=PENDING, enqueued_at=now, updated_at=now, next_attempt_at=now)
+        .returning(Delivery.id, Delivery.url, Delivery.webhook_id)
+    ).one()
+    return tuple(row)
+
+
+def fail_waiting(conn: Connection, webhook_id: uuid.UUID, reason: str, now: datetime) -> int:
+    """A disabled webhook's waiting deliveries end failed with `reason`."""
+    return conn.execute(
+        update(Delivery)
+        .where(Delivery.webhook_id == webhook_id, Delivery.status.in_((WAITING, PENDING)))
+        .values(status=DeliveryStatus.FAILED, last_error=reason, updated_at=now)
+    ).rowcount

@@ -27,6 +27,7 @@ class Claim:
     """A delivery taken for one attempt, with everything the attempt sends."""
 
     id: uuid.UUID
+    webhook_id: uuid.UUID
     round: int
     number: int
     event_id: uuid.UUID
@@ -43,8 +44,9 @@ class Claim:
 
 def claim_from_row(settings: Settings, row, now: datetime) -> Claim:
     """A Claim from the columns of `statements.CLAIM_RETURNING`."""
-    delivery_id, round_, number, event_id, target, url, body, custom_headers = row[:8]
-    secret, previous, expires = row[8:]
+    delivery_id, webhook_id, round_, number, event_id, target, url, body, headers = row[:9]
+    secret, previous, expires = row[9:]
+    custom_headers = headers
     headers, secrets = {}, ()
     if target == "global":
         if settings.global_webhook_api_key:
@@ -56,7 +58,9 @@ def claim_from_row(settings: Settings, row, now: datetime) -> Claim:
         secrets = (secret,)
         if previous and expires is not None and as_utc(expires) > now:
             secrets += (previous,)
-    return Claim(delivery_id, round_, number, event_id, target, url, body, headers, secrets)
+    return Claim(
+        delivery_id, webhook_id, round_, number, event_id, target, url, body, headers, secrets
+    )
 
 
 class DirectStore:
@@ -83,6 +87,9 @@ class DirectStore:
         }
         with self.db.statements() as conn:
             rows = {row[0]: row for row in statements.claim(conn, delivery_ids, params)}
+            unclaimed = [delivery_id for delivery_id in delivery_ids if delivery_id not in rows]
+            if unclaimed:  # duplicates, or deliveries whose webhook does not take attempts now
+                statements.park_blocked(conn, unclaimed, params)
         # A duplicate message in the same batch gets nothing: pop, not get.
         return [
             None
@@ -96,11 +103,14 @@ class DirectStore:
             moved_on = statements.record(conn, attempts, utcnow())
         return [attempt.delivery_id in moved_on for attempt in attempts]
 
-    def put_back(self, claimed: Claim, seconds: float) -> None:
-        """Give the claim back without spending an attempt; due again in `seconds`."""
-        now = utcnow()
+    def park_for_cap(self, delivery_id: uuid.UUID) -> None:
+        """The delivery waits in the database while its webhook has its share of threads."""
         with self.db.statements() as conn:
-            statements.put_back(conn, claimed.owner, now, now + timedelta(seconds=seconds))
+            statements.park_for_cap(conn, delivery_id, utcnow())
+
+    def release_waiting(self, webhook_id: uuid.UUID, limit: int) -> list:
+        with self.db.statements() as conn:
+            return statements.release_waiting(conn, webhook_id, limit, utcnow())
 
 
 class BatchedStore(DirectStore):

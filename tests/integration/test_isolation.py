@@ -8,7 +8,11 @@ from tests.helpers import admin_headers, connection_event, onboard_tenant
 from tests.processes import start_worker
 from tests.receiver import Receiver
 
-SERVICE_ENV = {"WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER": "2", "WEBHOOK_TIMEOUT": "3"}
+SERVICE_ENV = {
+    "WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK": "2",
+    "WEBHOOK_MAX_IN_FLIGHT_SLOW": "3",
+    "WEBHOOK_TIMEOUT": "3",
+}
 SLOW_SECONDS = 1.5
 
 
@@ -35,7 +39,8 @@ def test_a_slow_receiver_does_not_delay_the_others(client, small_worker):
         for _ in range(8):
             assert sluggish.publish("ConnectionUpdated", connection_event()).status_code == 202
         # The first attempts show the receiver is slow; from then on it holds two of the four
-        # worker threads at most, and the other wallet's event finds a free one.
+        # worker threads at most, slow and unproven webhooks three together, and the other
+        # wallet's (unproven) webhook finds a free one.
         slow.wait_for("/slow", 5, timeout=30)
         published = time.time()
         assert healthy.publish("ConnectionUpdated", connection_event()).status_code == 202

@@ -1,71 +1,83 @@
-"""The per-receiver cap: a receiver holds more threads only once it has shown itself fast."""
+"""The caps: per webhook until it has shown itself fast, per host always, and a bounded share of
+threads for slow or unproven webhooks together."""
 
 import time
 
-from shared.throttle import ReceiverLimiter
+from shared.throttle import WebhookLimiter, host_key
 
-URL = "http://receiver.example:8080/hook"
-
-
-def _answered_quickly(limiter: ReceiverLimiter, url: str = URL) -> None:
-    limiter.release(url, limiter.acquire(url))
+HOST = "http://receiver.example:8080"
 
 
-def test_a_receiver_not_heard_from_yet_is_capped():
-    limiter = ReceiverLimiter(limit=2, slow_after=1.0)
-    assert limiter.acquire(URL) is not None
-    assert limiter.acquire(URL) is not None
-    assert limiter.acquire(URL) is None  # it may be hanging: no more threads until it answers
-    assert limiter.acquire("http://receiver.example:8080") is None  # its key counts the same
-    assert limiter.acquire("http://other.example/hook") is not None  # others are unaffected
+def _limiter(**caps) -> WebhookLimiter:
+    options = {"per_webhook": 2, "per_host": 100, "slow_share": 100, "slow_after": 1.0}
+    return WebhookLimiter(**{**options, **caps})
+
+
+def _answered_quickly(limiter: WebhookLimiter, webhook: str, host: str = HOST) -> None:
+    limiter.release(limiter.acquire(webhook, host))
+
+
+def test_a_webhook_not_heard_from_yet_is_capped_and_others_on_its_host_are_not():
+    limiter = _limiter()
+    assert limiter.acquire("hanging", HOST) is not None
+    assert limiter.acquire("hanging", HOST) is not None
+    assert limiter.acquire("hanging", HOST) is None  # it may be hanging: no more until it answers
+    # Another webhook on the same host (another path, another tenant) is not held back.
+    assert limiter.acquire("neighbour", HOST) is not None
+
+
+def test_slow_and_unproven_webhooks_together_hold_a_bounded_share():
+    limiter = _limiter(per_webhook=4, slow_share=6)
+    held = [
+        limiter.acquire(f"hanging-{n}", f"http://host{n}:80") for n in range(8) for _ in range(4)
+    ]
+    assert sum(lease is not None for lease in held) == 6
+
+
+def test_a_fast_webhook_is_not_capped_by_the_slow_share():
+    limiter = _limiter(per_webhook=1, slow_share=1)
+    _answered_quickly(limiter, "fast")
+    leases = [limiter.acquire("fast", HOST) for _ in range(10)]
+    assert all(lease is not None for lease in leases)
+    assert limiter.acquire("unproven", "http://other:80") is not None  # the one slow slot
+    assert limiter.acquire("unproven-2", "http://other:80") is None  # the share is taken
+
+
+def test_the_per_host_cap_holds_for_everyone():
+    limiter = _limiter(per_host=3)
+    for webhook in ("a", "b"):
+        _answered_quickly(limiter, webhook)
+    leases = [limiter.acquire(webhook, HOST) for webhook in ("a", "b", "a")]
+    assert all(leases)
+    assert limiter.acquire("b", HOST) is None
 
 
 def test_a_share_given_back_without_a_request_does_not_count_as_an_answer():
-    limiter = ReceiverLimiter(limit=1, slow_after=1.0)
-    limiter.release(URL, limiter.acquire(URL), answered=False)
-    assert limiter.acquire(URL) is not None
-    assert limiter.acquire(URL) is None  # still not heard from: still capped
+    limiter = _limiter(per_webhook=1)
+    limiter.release(limiter.acquire("w", HOST), answered=False)
+    assert limiter.acquire("w", HOST) is not None
+    assert limiter.acquire("w", HOST) is None  # still not heard from: still capped
 
 
-def test_a_fast_receiver_is_not_capped():
-    limiter = ReceiverLimiter(limit=2, slow_after=0.05)
-    _answered_quickly(limiter)
-    tokens = [limiter.acquire(URL) for _ in range(10)]
-    assert all(token is not None for token in tokens)
+def test_a_fast_webhook_is_capped_as_soon_as_an_attempt_is_slow():
+    limiter = _limiter(per_webhook=1, slow_after=0.05)
+    _answered_quickly(limiter, "w")
+    slow = limiter.acquire("w", HOST)
+    time.sleep(0.1)
+    limiter.release(slow)
+    assert limiter.acquire("w", HOST) is not None
+    assert limiter.acquire("w", HOST) is None
 
 
-def test_a_fast_receiver_is_capped_as_soon_as_an_attempt_is_slow():
-    limiter = ReceiverLimiter(limit=2, slow_after=0.05, remember=0.3)
-    _answered_quickly(limiter)
-    first, second = limiter.acquire(URL), limiter.acquire(URL)
-    assert limiter.acquire(URL) is not None  # fast: over the cap is fine
-    time.sleep(0.06)
-    assert limiter.acquire(URL) is None  # now one has run longer than slow_after
-    limiter.release(URL, first)  # slow: remembered as slow
-    limiter.release(URL, second)
-    assert limiter.acquire(URL) is not None  # one running (the third) + this one: at the cap
-    assert limiter.acquire(URL) is None  # remembered as slow, so the cap still holds
+def test_stale_webhooks_are_forgotten():
+    limiter = WebhookLimiter(1, 10, 10, slow_after=1.0, remember=0.05)
+    for n in range(50):
+        _answered_quickly(limiter, f"w{n}")
+    time.sleep(0.1)
+    assert limiter.tracked() == 0
 
 
-def test_slowness_is_forgotten_after_a_while():
-    limiter = ReceiverLimiter(limit=1, slow_after=0.05, remember=0.2)
-    token = limiter.acquire(URL)
-    time.sleep(0.06)
-    limiter.release(URL, token)  # slow
-    first = limiter.acquire(URL)
-    assert limiter.acquire(URL) is None
-    limiter.release(URL, first)  # quick: fast again, but the slow mark is still fresh
-    held = limiter.acquire(URL)
-    assert limiter.acquire(URL) is None
-    limiter.release(URL, held)
-    time.sleep(0.25)
-    _answered_quickly(limiter)
-    assert all(limiter.acquire(URL) is not None for _ in range(5))
-
-
-def test_receivers_are_told_apart_by_scheme_host_and_port():
-    limiter = ReceiverLimiter(limit=1, slow_after=10.0)
-    assert limiter.acquire("http://a.example:1/x") is not None
-    assert limiter.acquire("http://a.example:1/y") is None
-    assert limiter.acquire("http://a.example:2/x") is not None
-    assert limiter.acquire("https://a.example:1/x") is not None
+def test_hosts_are_told_apart_by_scheme_host_and_port():
+    assert host_key("http://a.example/x") == "http://a.example:"
+    assert host_key("https://a.example:8443/y?q=1") == "https://a.example:8443"
+    assert host_key("http://a.example:8080/z") != host_key("https://a.example:8080/z")

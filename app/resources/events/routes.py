@@ -17,7 +17,6 @@ from app.state import state
 from shared.errors import InvalidInput
 from shared.publishing import Outgoing, dispatch_or_leave_for_sweep, publish_event
 from shared.services import delivery_log
-from shared.throttle import receiver_key
 
 blp = Blueprint("events", __name__, url_prefix="/events", description="Events and deliveries")
 
@@ -94,6 +93,6 @@ class Redelivery(MethodView):
         with app_state.db.transaction() as session:
             delivery = delivery_log.redeliver(session, wallet_id, delivery_id)
         if app_state.dispatch is not None:
-            outgoing = Outgoing(delivery.id, receiver_key(delivery.url))
+            outgoing = Outgoing.from_row((delivery.id, delivery.url, delivery.webhook_id))
             dispatch_or_leave_for_sweep(app_state.db, app_state.dispatch, [outgoing])
         return delivery

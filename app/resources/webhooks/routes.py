@@ -3,15 +3,19 @@
 from flask import Response
 from flask.views import MethodView
 
-from app.auth import TENANT, caller
+from app.auth import TENANT, TENANT_OR_ADMIN, caller
 from app.base import Blueprint, ProblemSchema, page
 from app.resources.webhooks.schemas import (
     CreatedWebhookSchema,
+    RecoveredSchema,
+    RecoverSchema,
     RotatedSecretSchema,
     WebhookCreateSchema,
     WebhookPageSchema,
+    WebhookSchema,
 )
 from app.state import state
+from shared.publishing import Outgoing, dispatch_or_leave_for_sweep
 from shared.services import webhooks
 
 blp = Blueprint(
@@ -23,7 +27,8 @@ blp = Blueprint(
 class Webhooks(MethodView):
     @caller(blp, TENANT)
     @blp.arguments(WebhookCreateSchema)
-    @blp.response(200, CreatedWebhookSchema)
+    # Health is shown in the list; the registration answer keeps the Identus fields.
+    @blp.response(200, CreatedWebhookSchema(exclude=("status", "statusSince", "lastSuccessAt")))
     @blp.alt_response(400, schema=ProblemSchema)
     @blp.alt_response(422, schema=ProblemSchema, description="Too many webhooks for the wallet")
     def post(self, body, wallet_id):
@@ -71,3 +76,32 @@ class WebhookSecret(MethodView):
             return webhooks.rotate_secret(
                 session, wallet_id, webhook_id, app_state.settings.secret_rotation_grace
             )
+
+
+@blp.route("/<uuid:webhook_id>/enable")
+class WebhookEnable(MethodView):
+    @caller(blp, TENANT_OR_ADMIN)
+    @blp.response(200, WebhookSchema)
+    @blp.alt_response(404, schema=ProblemSchema)
+    def post(self, webhook_id, wallet_id):
+        """Enable a disabled or failing webhook: attempts go out again, waiting ones first"""
+        with state().db.transaction() as session:
+            return webhooks.enable_webhook(session, wallet_id, webhook_id)
+
+
+@blp.route("/<uuid:webhook_id>/recover")
+class WebhookRecover(MethodView):
+    @caller(blp, TENANT_OR_ADMIN)
+    @blp.arguments(RecoverSchema)
+    @blp.response(202, RecoveredSchema)
+    @blp.alt_response(400, schema=ProblemSchema)
+    @blp.alt_response(404, schema=ProblemSchema)
+    def post(self, body, webhook_id, wallet_id):
+        """Redeliver the webhook's failed deliveries since a time: a new round each"""
+        app_state = state()
+        with app_state.db.transaction() as session:
+            rows = webhooks.recover_webhook(session, wallet_id, webhook_id, body["since"])
+        if rows and app_state.dispatch is not None:
+            outgoing = [Outgoing.from_row(row) for row in rows]
+            dispatch_or_leave_for_sweep(app_state.db, app_state.dispatch, outgoing)
+        return {"redelivered": len(rows)}

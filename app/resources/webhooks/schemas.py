@@ -31,12 +31,22 @@ class WebhookSchema(Schema):
     )
     eventTypes = ma.fields.List(ma.fields.String(), attribute="event_types")
     createdAt = Timestamp(attribute="created_at", required=True)
+    status = ma.fields.String(
+        metadata={
+            "enum": ["active", "failing", "disabled"],
+            "description": "failing: deliveries wait while probes test the receiver; "
+            "disabled: nothing is sent until the webhook is enabled.",
+        }
+    )
+    statusSince = Timestamp(attribute="status_since", allow_none=True)
+    lastSuccessAt = Timestamp(attribute="last_success_at", allow_none=True)
 
     @ma.post_dump
     def _omit_unset(self, data, **kwargs):
         # Unset optional fields are left out, as the Identus agent's JSON encoder does.
-        if data.get("eventTypes") is None:
-            data.pop("eventTypes", None)
+        for name in ("eventTypes", "statusSince", "lastSuccessAt"):
+            if data.get(name) is None:
+                data.pop(name, None)
         return data
 
 
@@ -54,3 +64,15 @@ class RotatedSecretSchema(Schema):
 
 
 WebhookPageSchema = page_schema("WebhookNotificationPageSchema", WebhookSchema)
+
+
+class RecoverSchema(Schema):
+    since = ma.fields.AwareDateTime(
+        required=True,
+        default_timezone=None,
+        metadata={"description": "Failed deliveries created since this time are sent again."},
+    )
+
+
+class RecoveredSchema(Schema):
+    redelivered = ma.fields.Integer(required=True)

@@ -1,0 +1,139 @@
+"""A hard deadline for one delivery attempt: name resolution, connect, TLS, sending and the
+whole response, whatever the receiver trickles.
+
+Socket timeouts bound each read, not the attempt: a receiver that sends a byte every half
+second keeps a plain timeout waiting forever, and name resolution has no timeout at all. So
+each attempt registers the sockets it opens or reuses, and one watchdog thread per process
+shuts them down when the attempt's deadline passes; the blocked read returns at once and the
+attempt is recorded as a timeout. Name resolution runs on a small pool of threads and is
+waited for only until the deadline.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+
+class DeadlineExceeded(TimeoutError):
+    """The attempt's deadline passed."""
+
+
+class Attempt:
+    """One attempt's deadline and the sockets it uses (by file descriptor)."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+        self.expired = False
+        self._fds: set[int] = set()
+        self._done = False
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded("deadline passed")
+        return left
+
+    def use(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self.expired:
+                raise DeadlineExceeded("deadline passed")
+            self._fds.add(sock.fileno())
+
+    def forget(self, sock: socket.socket) -> None:
+        """Before closing a socket: its descriptor may be reused by another connection."""
+        with self._lock:
+            self._fds.discard(sock.fileno())
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done = True
+            self._fds.clear()
+
+    def expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for fd in self._fds:
+                _shutdown(fd)
+            self._fds.clear()
+
+
+def _shutdown(fd: int) -> None:
+    # The descriptor stays open (the owner closes it); only its traffic stops.
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.detach()
+
+
+class Watchdog:
+    """Expires attempts at their deadlines, from one thread."""
+
+    def __init__(self):
+        self._heap: list = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, attempt: Attempt) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (attempt.deadline, next(self._order), attempt))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is attempt:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._wake.wait(timeout)
+                _, _, attempt = heapq.heappop(self._heap)
+            attempt.expire()
+
+
+_current = threading.local()
+_resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
+
+
+def current() -> Attempt | None:
+    return getattr(_current, "attempt", None)
+
+
+def set_current(attempt: Attempt | None) -> None:
+    _current.attempt = attempt
+
+
+def resolve(host: str, port: int, attempt: Attempt | None) -> list:
+    """getaddrinfo, waited for at most until the attempt's deadline."""
+    if attempt is None or _is_address(host):
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=attempt.remaining())
+    except FutureTimeout:
+        raise DeadlineExceeded("name resolution did not finish in time") from None
+
+
+def _is_address(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host.strip("[]"))
+    except OSError:
+        return False
+    return True
