@@ -30,6 +30,9 @@ class AppState:
     _salt: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _known_keys: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)
+    # Counts forget_api_keys() calls, so a lookup that read the database before one of them
+    # does not put its answer back into the cache after it.
+    _forgotten: int = 0
 
     def salt(self, session) -> str:
         # The salt never changes once stored, so one read per process is enough.
@@ -40,7 +43,9 @@ class AppState:
         return self._salt
 
     def forget_api_keys(self) -> None:
-        """After a key or entity is removed: this process stops trusting keys at once."""
+        """After a key or entity is removed, or an entity moved to another wallet: this process
+        stops trusting what it knew of keys at once (others within API_KEY_CACHE_SECONDS)."""
+        self._forgotten += 1
         self._known_keys.clear()
 
     def wallet_for_api_key(self, api_key: str) -> uuid.UUID | None:
@@ -48,9 +53,10 @@ class AppState:
         known = self._known_keys.get(api_key)
         if known is not None and known[1] > now:
             return known[0]
+        forgotten = self._forgotten
         with self.db.session() as session:
             wallet_id = wallet_for_api_key(session, self.salt(session), api_key)
-        if wallet_id is not None:
+        if wallet_id is not None and forgotten == self._forgotten:
             if len(self._known_keys) > 10_000:
                 self._known_keys.clear()  # a crude bound; the cache refills itself
             self._known_keys[api_key] = (wallet_id, now + API_KEY_CACHE_SECONDS)

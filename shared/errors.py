@@ -39,3 +39,47 @@ class TooManyWebhooks(ServiceError):
     status = 422
     type = "error:WalletManagementServiceError:TooManyWebhookError"
     title = "Too Many Webhook Error"
+
+
+# The Identus agent names a failure `error:<namespace>:<ClassName>` and titles it with the class
+# name split into words; these keep its names where it answers the same situation.
+
+
+class EntityNotFound(NotFound):
+    type = "error:EntityServiceError:EntityNotFound"
+    title = "Entity Not Found"
+
+
+class WalletNotFound(NotFound):
+    """An entity names a wallet that does not exist."""
+
+    type = "error:EntityServiceError:WalletNotFound"
+    title = "Wallet Not Found"
+
+
+class DuplicatedWalletId(ServiceError):
+    status = 422
+    type = "error:WalletManagementServiceError:DuplicatedWalletId"
+    title = "Duplicated Wallet Id"
+
+
+class DuplicatedWalletSeed(ServiceError):
+    status = 422
+    type = "error:WalletManagementServiceError:DuplicatedWalletSeed"
+    title = "Duplicated Wallet Seed"
+
+
+class DuplicatedEntityId(ServiceError):
+    """Identus lets its database refuse this (a 500); here it is a 422, as for wallets."""
+
+    status = 422
+    type = "error:EntityServiceError:DuplicatedEntityId"
+    title = "Duplicated Entity Id"
+
+
+class ApiKeyOfAnotherEntity(ServiceError):
+    """Registering a key another entity holds: Identus's status and type for it."""
+
+    status = 401
+    type = "error:AuthenticationRepositoryError:AuthenticationCompromised"
+    title = "Authentication Compromised"

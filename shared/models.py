@@ -82,6 +82,9 @@ class Wallet(Base):
     name: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # sha256_hex of the BIP-32 seed given at creation, if any: two wallets never share a seed.
+    # The seed itself is never stored.
+    seed_digest: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
 
 
 class Entity(Base):

@@ -53,7 +53,7 @@ def test_wallet_create_show_and_list(client):
     duplicate = client.post(
         "/cloud-agent/wallets", json={"name": "again", "id": wallet_id}, headers=ADMIN
     )
-    assert duplicate.status_code == 409
+    assert_problem(duplicate, 422, "error:WalletManagementServiceError:DuplicatedWalletId")
     missing = client.get(f"/cloud-agent/wallets/{uuid.uuid4()}", headers=ADMIN)
     assert_problem(missing, 404, "NotFound")
 
@@ -101,7 +101,7 @@ def test_entities_and_api_keys(client):
     assert deleted.status_code == 200
     assert client.get("/cloud-agent/events/webhooks", headers=tenant_headers).status_code == 401
     gone = client.get(f"/cloud-agent/iam/entities/{body['id']}", headers=ADMIN)
-    assert_problem(gone, 404, "NotFound")
+    assert_problem(gone, 404, "error:EntityServiceError:EntityNotFound")
 
 
 def test_an_entity_needs_an_existing_wallet(client):
@@ -110,7 +110,7 @@ def test_an_entity_needs_an_existing_wallet(client):
         json={"name": "e", "walletId": str(uuid.uuid4())},
         headers=ADMIN,
     )
-    assert_problem(response, 404, "NotFound")
+    assert_problem(response, 404, "error:EntityServiceError:WalletNotFound")
 
 
 def test_a_key_of_another_entity_cannot_be_taken_over(client):
@@ -126,7 +126,7 @@ def test_a_key_of_another_entity_cannot_be_taken_over(client):
         json={"entityId": second["id"], "apiKey": first.api_key},
         headers=ADMIN,
     )
-    assert response.status_code == 409
+    assert_problem(response, 401, "error:AuthenticationRepositoryError:AuthenticationCompromised")
     # The key still maps to the first tenant's wallet.
     first.add_webhook("http://first.example/hook")
     listed = client.get("/cloud-agent/events/webhooks", headers=first.headers).json["contents"]

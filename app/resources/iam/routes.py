@@ -8,8 +8,10 @@ from app.base import Blueprint, PageArgsSchema, ProblemSchema, page
 from app.resources.iam.schemas import (
     ApiKeySchema,
     EntityCreateSchema,
+    EntityNameSchema,
     EntityPageSchema,
     EntitySchema,
+    EntityWalletSchema,
 )
 from app.state import state
 from shared.services import tenancy
@@ -23,10 +25,13 @@ class Entities(MethodView):
     @blp.arguments(EntityCreateSchema)
     @blp.response(201, EntitySchema)
     @blp.alt_response(404, schema=ProblemSchema, description="The wallet does not exist")
+    @blp.alt_response(422, schema=ProblemSchema, description="An entity with this id exists")
     def post(self, body):
-        """Create an entity in a wallet"""
+        """Create an entity in a wallet (the default wallet when none is named)"""
         with state().db.transaction() as session:
-            return tenancy.create_entity(session, body["name"], body["walletId"], body.get("id"))
+            return tenancy.create_entity(
+                session, body["name"], body.get("walletId"), body.get("id")
+            )
 
     @caller(blp, ADMIN)
     @blp.arguments(PageArgsSchema, location="query")
@@ -60,13 +65,42 @@ class EntityById(MethodView):
         return Response(status=200)
 
 
+@blp.route("/entities/<uuid:entity_id>/name")
+class EntityName(MethodView):
+    @caller(blp, ADMIN)
+    @blp.arguments(EntityNameSchema)
+    @blp.response(200, EntitySchema)
+    @blp.alt_response(404, schema=ProblemSchema)
+    def put(self, body, entity_id):
+        """Rename an entity"""
+        with state().db.transaction() as session:
+            return tenancy.rename_entity(session, entity_id, body["name"])
+
+
+@blp.route("/entities/<uuid:entity_id>/walletId")
+class EntityWallet(MethodView):
+    @caller(blp, ADMIN)
+    @blp.arguments(EntityWalletSchema)
+    @blp.response(200, EntitySchema)
+    @blp.alt_response(
+        404, schema=ProblemSchema, description="The entity or the wallet does not exist"
+    )
+    def put(self, body, entity_id):
+        """Move an entity, and what its API keys act on, to another wallet"""
+        app_state = state()
+        with app_state.db.transaction() as session:
+            entity = tenancy.move_entity(session, entity_id, body["walletId"])
+        # This process stops acting on the old wallet at once; others within the key cache's time.
+        app_state.forget_api_keys()
+        return entity
+
+
 @blp.route("/apikey-authentication")
 class ApiKeys(MethodView):
     @caller(blp, ADMIN)
     @blp.arguments(ApiKeySchema)
     @blp.response(201)
     @blp.alt_response(404, schema=ProblemSchema)
-    @blp.alt_response(409, schema=ProblemSchema, description="Key registered to another entity")
     def post(self, body):
         """Register an API key for an entity"""
         app_state = state()

@@ -5,8 +5,19 @@ from app.base import Schema, Timestamp, page_schema
 
 class EntityCreateSchema(Schema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128))
-    walletId = ma.fields.UUID(required=True)
+    walletId = ma.fields.UUID(
+        allow_none=True,
+        metadata={"description": "The wallet of the entity; the default wallet when absent."},
+    )
     id = ma.fields.UUID()
+
+
+class EntityNameSchema(Schema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128))
+
+
+class EntityWalletSchema(Schema):
+    walletId = ma.fields.UUID(required=True)
 
 
 class EntitySchema(Schema):

@@ -16,11 +16,13 @@ class Wallets(MethodView):
     @caller(blp, ADMIN)
     @blp.arguments(WalletCreateSchema)
     @blp.response(201, WalletSchema)
-    @blp.alt_response(409, schema=ProblemSchema, description="A wallet with this id exists")
+    @blp.alt_response(
+        422, schema=ProblemSchema, description="A wallet with this id, or this seed, exists"
+    )
     def post(self, body):
         """Create a wallet"""
         with state().db.transaction() as session:
-            return tenancy.create_wallet(session, body["name"], body.get("id"))
+            return tenancy.create_wallet(session, body["name"], body.get("id"), body.get("seed"))
 
     @caller(blp, ADMIN)
     @blp.arguments(PageArgsSchema, location="query")
