@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 from shared.errors import InvalidInput, NotFound, TooManyWebhooks
 from shared.event_types import EVENT_TYPES
 from shared.models import Wallet, Webhook
+from shared.netguard import AddressPolicy
+from shared.settings import Settings
 from shared.signing import generate_secret
 from shared.store import statements
 from shared.timeutil import utcnow
-from shared.validation import check_custom_headers, check_webhook_url
+from shared.validation import check_custom_headers, check_destination, check_webhook_url
 
 
 def create_webhook(
@@ -24,8 +26,15 @@ def create_webhook(
     custom_headers: dict | None,
     event_types: list[str] | None,
     limit: int,
+    settings: Settings | None = None,
 ) -> Webhook:
+    """Register a webhook; with `settings`, refuse a URL their delivery rules would refuse."""
     url = check_webhook_url(url)
+    if settings is not None:
+        policy = None
+        if settings.webhook_block_private_networks:
+            policy = AddressPolicy(settings.webhook_allowed_networks)
+        check_destination(url, settings.webhook_https_only, policy)
     headers = check_custom_headers(custom_headers)
     event_types = check_event_types(event_types)
     # Lock the wallet row so two concurrent registrations cannot both pass the limit.
