@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from shared.errors import InvalidInput
 from shared.netguard import AddressPolicy
-from shared.settings import is_http_url
+from shared.settings import HEADER_VALUE, is_http_url
 
 MAX_URL_LENGTH = 2048
 MAX_CUSTOM_HEADERS = 20
@@ -22,9 +22,6 @@ MAX_HEADER_VALUE_LENGTH = 1024
 MAX_JSON_DEPTH = 64
 # RFC 9110 token characters.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-# Visible ASCII with inner spaces: what every HTTP stack sends unchanged (a leading or trailing
-# space is stripped by receivers, anything outside ASCII is re-encoded or refused by senders).
-_HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?$")
 # Headers the sender owns: letting a tenant set them would corrupt the request or forge
 # the signature.
 RESERVED_HEADERS = frozenset(
@@ -107,7 +104,9 @@ def check_custom_headers(headers: dict | None) -> dict[str, str]:
             raise InvalidInput(
                 f"customHeaders: the value of {name!r} is over {MAX_HEADER_VALUE_LENGTH} characters"
             )
-        if not _HEADER_VALUE.match(value):
+        # A leading or trailing space is stripped by receivers; anything outside ASCII is
+        # re-encoded or refused by senders.
+        if not HEADER_VALUE.match(value):
             # The value itself is not echoed: it is often a secret.
             raise InvalidInput(
                 f"customHeaders: the value of {name!r} must be visible ASCII, with spaces only "
