@@ -11,6 +11,7 @@ from flask_smorest import Api
 from app import errors
 from app.auth import SECURITY_SCHEMES
 from app.base import ProblemSchema
+from app.openapi import describe_input_rules
 from app.state import AppState
 from shared import __version__
 from shared.db import Database
@@ -86,6 +87,7 @@ def _register_resources(api: Api, prefix: str) -> None:
     # Webhooks first: /events/webhooks must not be read as an event id.
     for module in (system, webhooks, events, wallets, iam):
         api.register_blueprint(module.blp, url_prefix=prefix + module.blp.url_prefix)
+    describe_input_rules(api.spec)
 
 
 def _refuse_large_bodies():

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import json
+
 import marshmallow as ma
 from flask import current_app, request
 from flask_smorest import Blueprint as _Blueprint
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
+from shared.errors import InvalidInput
 from shared.timeutil import isoformat
+from shared.validation import MAX_JSON_DEPTH, check_json_value
 
 
 class Parser(FlaskParser):
     # A body that does not fit its schema is a bad request (400), as in the Identus agent.
     DEFAULT_VALIDATION_STATUS = 400
+
+    def _raw_load_json(self, req):
+        """The JSON body, refused (400) when it is too deep or holds what cannot be stored."""
+        if not is_json_request(req):
+            return core.missing
+        try:
+            value = core.parse_json(req.get_data(cache=True))
+        except RecursionError:
+            raise InvalidInput(f"body: JSON nesting deeper than {MAX_JSON_DEPTH} levels") from None
+        except json.JSONDecodeError:
+            raise
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            raise json.JSONDecodeError(str(exc), "?", 0) from None
+        check_json_value(value)
+        return value
 
 
 class Blueprint(_Blueprint):

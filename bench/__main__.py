@@ -15,7 +15,9 @@ from bench.procs import ROOT
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/webhooks_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
-SCENARIOS = ("ceiling", "baseline", "floor", "drain", "ingest", "latency", "isolation")
+SCENARIOS = (
+    "ceiling", "baseline", "floor", "drain", "ingest", "latency", "isolation", "purge",
+)  # fmt: skip
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -135,6 +137,7 @@ def main(argv=None) -> int:
 def run(names, options, urls, registry, payload) -> dict[str, dict]:
     """Prepare the servers, the receiver and the tenants; then each scenario in turn."""
     from bench import paced, scenarios
+    from bench import purge as purge_scenario
     from bench.context import Context
     from bench.fixtures import flush_redis, make_tenant, recreate_database, server_versions
     from bench.procs import machine_facts
@@ -174,6 +177,7 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
             "ingest": paced.ingest,
             "latency": paced.latency,
             "isolation": paced.isolation,
+            "purge": purge_scenario.purge,
         }
         results: dict[str, dict] = {}
         for name in names:

@@ -94,6 +94,20 @@ def rows(results: dict) -> list[Row]:
             out.append(Row("ingest", "web CPU per accepted event", cost))
     out += _latency_rows("latency", results.get("latency", {}), ((95, 50), (99, 150)))
     out += _latency_rows("isolation", results.get("isolation", {}), ((95, 100), (99, None)))
+    purged = results.get("purge", {})
+    if "rows_per_s" in purged:
+        quiet, during = purged["publish_without_purge"], purged["publish_during_purge"]
+        out += [
+            Row(
+                "purge", f"{purged['purged_events']:,} old events (3 rows each)",
+                f"{purged['rows_per_s']:,} rows/s", "≥ 3 × 200 events/s (600 rows/s)",
+                purged["rows_per_s"] >= 600,
+            ),
+            Row("purge", f"publish p95 at {purged['publish_rate']:.0f}/s, without purge",
+                f"{quiet['p95_ms']} ms"),
+            Row("purge", f"publish p95 at {purged['publish_rate']:.0f}/s, during purge",
+                f"{during['p95_ms']} ms"),
+        ]  # fmt: skip
     return out
 
 

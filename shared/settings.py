@@ -6,8 +6,11 @@ stderr and a non-zero exit (`settings_or_exit`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +19,9 @@ from urllib.parse import urlsplit
 
 EMBEDDED_DATABASE_URL = "sqlite:///var/webhooks.db"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# A header value every HTTP stack sends unchanged: visible ASCII with inner spaces only.
+HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?$")
+MIN_SECRET_BYTES = 24
 
 
 class SettingsError(ValueError):
@@ -109,6 +115,32 @@ def _http_url(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _header_value(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value is not None and not HEADER_VALUE.match(value):
+        # The value is a secret: the message describes it without showing it.
+        raise SettingsError(f"{name}: must be visible ASCII without line breaks")
+    return value
+
+
+def _signing_secret(env: Mapping[str, str], name: str) -> str | None:
+    """A Standard Webhooks secret: whsec_ and base64 of at least MIN_SECRET_BYTES bytes."""
+    value = _text(env, name)
+    if value is None:
+        return None
+    if not value.startswith("whsec_"):
+        raise SettingsError(f"{name}: expected a whsec_… secret")
+    try:
+        key = base64.b64decode(value[len("whsec_") :], validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError(f"{name}: the part after whsec_ is not base64") from None
+    if len(key) < MIN_SECRET_BYTES:
+        raise SettingsError(
+            f"{name}: the key decodes to {len(key)} bytes, at least {MIN_SECRET_BYTES} needed"
+        )
+    return value
+
+
 def is_http_url(value: str) -> bool:
     try:
         parts = urlsplit(value)
@@ -160,9 +192,8 @@ def _prefix(env: Mapping[str, str]) -> str:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from `env` (the process environment by default)."""
     env = os.environ if env is None else env
-    secret = _text(env, "GLOBAL_WEBHOOK_SECRET")
-    if secret is not None and not secret.startswith("whsec_"):
-        raise SettingsError("GLOBAL_WEBHOOK_SECRET: expected a whsec_… secret")
+    # Checked here whichever field holds it, so a short key never reaches a signature.
+    _signing_secret(env, "OPERATIONS_WEBHOOK_SECRET")
     return Settings(
         port=_number(env, "PORT", 8080, int, 1, 65535),
         api_prefix=_prefix(env),
@@ -174,10 +205,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_wallet_enabled=_bool(env, "DEFAULT_WALLET_ENABLED", True),
         default_wallet_auth_api_key=_text(env, "DEFAULT_WALLET_AUTH_API_KEY"),
         default_wallet_webhook_url=_http_url(env, "DEFAULT_WALLET_WEBHOOK_URL"),
-        default_wallet_webhook_api_key=_text(env, "DEFAULT_WALLET_WEBHOOK_API_KEY"),
+        default_wallet_webhook_api_key=_header_value(env, "DEFAULT_WALLET_WEBHOOK_API_KEY"),
         global_webhook_url=_http_url(env, "GLOBAL_WEBHOOK_URL"),
-        global_webhook_api_key=_text(env, "GLOBAL_WEBHOOK_API_KEY"),
-        global_webhook_secret=secret,
+        global_webhook_api_key=_header_value(env, "GLOBAL_WEBHOOK_API_KEY"),
+        global_webhook_secret=_signing_secret(env, "GLOBAL_WEBHOOK_SECRET"),
         webhook_retry_countdown=_number(env, "WEBHOOK_RETRY_COUNTDOWN", 5.0, float, 0.0, 3600),
         webhook_max_retries=_number(env, "WEBHOOK_MAX_RETRIES", 2, int, 0, 100),
         webhook_timeout=_number(env, "WEBHOOK_TIMEOUT", 5.0, float, 0.1, 300),

@@ -69,8 +69,10 @@ celery_app.conf.update(
         },
         "purge": {
             "task": "webhooks.purge",
-            "schedule": 3600.0,
-            "options": {"queue": RETRY_QUEUE, "expires": 3600.0},
+            # Each run purges for up to RUN_SECONDS: every minute keeps up with ingest far
+            # above what one service sustains (BENCHMARKS.md), and never overlaps itself.
+            "schedule": 60.0,
+            "options": {"queue": RETRY_QUEUE, "expires": 60.0},
         },
     },
 )

@@ -120,9 +120,8 @@ def sweep_deliveries() -> int:
 
 @celery_app.task(name="webhooks.purge")
 def purge_events() -> int:
-    db = _Resources.get().db
-    with db.transaction() as session:
-        removed = purge(session, settings)
+    # Batches of their own transactions, until done or the run's time is up (see retention).
+    removed = purge(_Resources.get().db, settings)
     if removed:
         log.info("purged %d events older than %d days", removed, settings.retention_days)
     return removed

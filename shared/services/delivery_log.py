@@ -71,6 +71,7 @@ def redeliver(session: Session, wallet_id: uuid.UUID | None, delivery_id: uuid.U
         raise Conflict(
             f"The delivery is {delivery.status}; only a finished one can be redelivered."
         )
-    statements.start_round(session.connection(), delivery_id, utcnow())
+    if not statements.start_round(session.connection(), delivery_id, delivery.round, utcnow()):
+        raise Conflict("Another redelivery of this delivery has just started.")
     session.refresh(delivery)
     return delivery

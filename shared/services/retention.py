@@ -1,24 +1,38 @@
-"""Retention: events whose deliveries have all finished are deleted after RETENTION_DAYS."""
+"""Retention: events whose deliveries have all finished are deleted after RETENTION_DAYS.
+
+The purge works in batches, each its own short transaction (`purge_batch`), and `purge` loops
+until nothing old is left or its time is up: a long transaction would hold locks and keep dead
+rows from being vacuumed while publishing goes on, and one capped batch per run fell behind
+any sustained ingest.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
+from shared.db import Database
 from shared.models import UNFINISHED, Attempt, Delivery, Event
 from shared.settings import Settings
 from shared.timeutil import utcnow
 
+BATCH_SIZE = 2_000
+# A run stops starting batches after this long, so it ends before the next one is scheduled.
+RUN_SECONDS = 45.0
 
-def purge(session: Session, settings: Settings) -> int:
-    """Delete events older than the retention period whose deliveries are all finished."""
-    if settings.retention_days <= 0:
-        return 0
-    cutoff = utcnow() - timedelta(days=settings.retention_days)
+
+def purge_batch(session: Session, cutoff: datetime, limit: int = BATCH_SIZE) -> int:
+    """Delete up to `limit` events older than `cutoff` whose deliveries are all finished."""
     unfinished = exists().where(Delivery.event_id == Event.id, Delivery.status.in_(UNFINISHED))
-    old = select(Event.id).where(Event.created_at < cutoff, ~unfinished).limit(10_000)
+    old = (
+        select(Event.id)
+        .where(Event.created_at < cutoff, ~unfinished)
+        .order_by(Event.created_at)
+        .limit(limit)
+    )
     ids = session.scalars(old).all()
     if not ids:
         return 0
@@ -27,3 +41,23 @@ def purge(session: Session, settings: Settings) -> int:
     session.execute(delete(Delivery).where(Delivery.event_id.in_(ids)))
     session.execute(delete(Event).where(Event.id.in_(ids)))
     return len(ids)
+
+
+def purge(
+    db: Database,
+    settings: Settings,
+    batch_size: int = BATCH_SIZE,
+    run_seconds: float = RUN_SECONDS,
+) -> int:
+    """Purge in batches, each committed on its own, until done or `run_seconds` have passed."""
+    if settings.retention_days <= 0:
+        return 0
+    cutoff = utcnow() - timedelta(days=settings.retention_days)
+    deadline = time.monotonic() + run_seconds
+    removed = 0
+    while True:
+        with db.transaction() as session:
+            count = purge_batch(session, cutoff, batch_size)
+        removed += count
+        if count < batch_size or time.monotonic() >= deadline:
+            return removed

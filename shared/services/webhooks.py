@@ -11,11 +11,13 @@ from sqlalchemy.orm import Session
 from shared.errors import InvalidInput, NotFound, TooManyWebhooks
 from shared.event_types import EVENT_TYPES
 from shared.models import Delivery, DeliveryStatus, Wallet, Webhook
+from shared.netguard import AddressPolicy
 from shared.services import health
+from shared.settings import Settings
 from shared.signing import generate_secret
 from shared.store import statements
 from shared.timeutil import utcnow
-from shared.validation import check_custom_headers, check_webhook_url
+from shared.validation import check_custom_headers, check_destination, check_webhook_url
 
 
 def create_webhook(
@@ -25,8 +27,15 @@ def create_webhook(
     custom_headers: dict | None,
     event_types: list[str] | None,
     limit: int,
+    settings: Settings | None = None,
 ) -> Webhook:
+    """Register a webhook; with `settings`, refuse a URL their delivery rules would refuse."""
     url = check_webhook_url(url)
+    if settings is not None:
+        policy = None
+        if settings.webhook_block_private_networks:
+            policy = AddressPolicy(settings.webhook_allowed_networks)
+        check_destination(url, settings.webhook_https_only, policy)
     headers = check_custom_headers(custom_headers)
     event_types = check_event_types(event_types)
     # Lock the wallet row so two concurrent registrations cannot both pass the limit.
@@ -100,7 +109,7 @@ def recover_webhook(
     webhook = get_webhook(session, wallet_id, webhook_id)
     now = utcnow()
     failed = session.execute(
-        select(Delivery.id, Delivery.url, Delivery.webhook_id)
+        select(Delivery.id, Delivery.url, Delivery.webhook_id, Delivery.round)
         .where(
             Delivery.webhook_id == webhook.id,
             Delivery.status == DeliveryStatus.FAILED,
@@ -108,9 +117,12 @@ def recover_webhook(
         )
         .order_by(Delivery.created_at, Delivery.id)
     ).all()
-    for row in failed:
-        statements.start_round(session.connection(), row.id, now)
-    return [tuple(row) for row in failed]
+    started = [
+        (row.id, row.url, row.webhook_id)
+        for row in failed
+        if statements.start_round(session.connection(), row.id, row.round, now)
+    ]
+    return started
 
 
 def delete_webhook(session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -> None:

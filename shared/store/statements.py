@@ -423,11 +423,22 @@ def cancel_for_webhook(conn: Connection, webhook_id: uuid.UUID, now: datetime) -
     )
 
 
-def start_round(conn: Connection, delivery_id: uuid.UUID, now: datetime) -> None:
-    """A fresh round of attempts for a finished delivery (redelivery)."""
-    conn.execute(
+def start_round(
+    conn: Connection, delivery_id: uuid.UUID, expected_round: int, now: datetime
+) -> bool:
+    """A fresh round of attempts for a finished delivery (redelivery); False if another came first.
+
+    Conditional on the delivery still being finished in `expected_round`: of concurrent
+    redeliveries of one delivery exactly one starts a round.
+    """
+    finished = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+    result = conn.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.round == expected_round,
+            Delivery.status.in_(finished),
+        )
         .values(
             status=PENDING,
             round=Delivery.round + 1,
@@ -438,6 +449,7 @@ def start_round(conn: Connection, delivery_id: uuid.UUID, now: datetime) -> None
             updated_at=now,
         )
     )
+    return result.rowcount == 1
 
 
 def _webhook(column):

@@ -1,10 +1,12 @@
 """WEBHOOK_BLOCK_PRIVATE_NETWORKS: checked on the address actually connected to."""
 
 import time
+import uuid
 
 import pytest
 
 from shared.sender import Sender
+from shared.services.webhooks import create_webhook
 from shared.settings import load_settings
 from tests.helpers import admin_headers, connection_event
 
@@ -17,10 +19,14 @@ def sender(**env) -> Sender:
     return Sender(load_settings(env))
 
 
-def test_a_blocked_delivery_is_recorded_with_a_clear_error(client, tenant, receiver, worker):
-    # Registration accepts the URL (the check happens when connecting), then every attempt
-    # is refused before a byte is sent.
-    tenant.add_webhook(f"http://localhost:{receiver.port}/blocked")
+def test_a_blocked_delivery_is_recorded_with_a_clear_error(
+    client, tenant, receiver, worker, database
+):
+    # A webhook stored before the guard was switched on (registration now refuses it): every
+    # attempt is refused when connecting, before a byte is sent.
+    with database.transaction() as session:
+        url = f"http://localhost:{receiver.port}/blocked"
+        create_webhook(session, uuid.UUID(tenant.wallet_id), url, {}, None, 10)
     event = tenant.publish("ConnectionUpdated", connection_event()).json
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

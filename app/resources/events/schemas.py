@@ -1,16 +1,76 @@
 import marshmallow as ma
 
 from app.base import PageArgsSchema, Schema, Timestamp, page_schema
-from shared.event_types import EVENT_TYPES
+from shared.event_types import EVENT_TYPES, EventType
 from shared.models import DeliveryStatus
 
 STATUSES = [status.value for status in DeliveryStatus]
 
 
+def _data_schema(event_type: EventType) -> type[ma.Schema]:
+    """What `data` of one event type must carry; other fields pass through unchanged."""
+    id_metadata = {"format": "uuid"} if event_type.id_is_uuid else {}
+    if event_type.name == "DIDStatusUpdated":
+        id_metadata = {"pattern": "^did:", "example": "did:prism:abc"}
+    fields = {
+        event_type.id_field: ma.fields.String(
+            required=True, validate=ma.validate.Length(min=1), metadata=id_metadata
+        ),
+        event_type.state_field: ma.fields.String(
+            required=True, validate=ma.validate.OneOf(event_type.states)
+        ),
+    }
+    if event_type.roles:
+        fields["role"] = ma.fields.String(
+            required=True, validate=ma.validate.OneOf(event_type.roles)
+        )
+    meta = type("Meta", (), {"unknown": ma.INCLUDE})
+    return type(f"{event_type.name}DataSchema", (ma.Schema,), {**fields, "Meta": meta})
+
+
+DATA_SCHEMAS = {name: _data_schema(event_type) for name, event_type in EVENT_TYPES.items()}
+
+
 class EventCreateSchema(Schema):
-    type = ma.fields.String(required=True, metadata={"enum": list(EVENT_TYPES)})
+    """POST /events; the OpenAPI document shows it as one schema per type (`document_events`)."""
+
+    type = ma.fields.String(required=True, validate=ma.validate.OneOf(list(EVENT_TYPES)))
     data = ma.fields.Dict(required=True)
     walletId = ma.fields.UUID(metadata={"description": "Admin only: the wallet of the event."})
+
+    @ma.validates_schema
+    def _data_fits_its_type(self, body, **kwargs):
+        errors = DATA_SCHEMAS[body["type"]]().validate(body["data"])
+        if errors:
+            raise ma.ValidationError(errors, "data")
+
+
+def _typed_event_schema(name: str) -> type[ma.Schema]:
+    return type(
+        f"{name}EventSchema",
+        (Schema,),
+        {
+            "type": ma.fields.String(required=True, metadata={"enum": [name]}),
+            "data": ma.fields.Nested(DATA_SCHEMAS[name], required=True),
+            "walletId": EventCreateSchema._declared_fields["walletId"],
+        },
+    )
+
+
+def document_events(spec) -> None:
+    """Describe POST /events' body as a `oneOf` keyed on `type`, each with its `data`.
+
+    The marshmallow schema above validates; this gives schema-driven clients the same rules.
+    """
+    refs = {}
+    for name in EVENT_TYPES:
+        component = f"{name}Event"
+        spec.components.schema(component, schema=_typed_event_schema(name))
+        refs[name] = f"#/components/schemas/{component}"
+    spec.components.schemas["EventCreate"] = {
+        "oneOf": [{"$ref": ref} for ref in refs.values()],
+        "discriminator": {"propertyName": "type", "mapping": refs},
+    }
 
 
 class EventSchema(Schema):

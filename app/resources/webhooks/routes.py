@@ -42,6 +42,7 @@ class Webhooks(MethodView):
                 body["customHeaders"],
                 body["eventTypes"],
                 app_state.settings.max_webhooks_per_wallet,
+                settings=app_state.settings,
             )
 
     @caller(blp, TENANT)
