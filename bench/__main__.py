@@ -16,7 +16,8 @@ from bench.procs import ROOT
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/webhooks_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 SCENARIOS = (
-    "ceiling", "baseline", "floor", "drain", "ingest", "latency", "isolation", "purge",
+    "ceiling", "baseline", "floor", "drain", "ingest", "latency", "isolation",
+    "isolation_alone", "isolation_same_host", "isolation_many_hosts", "outage", "purge",
 )  # fmt: skip
 
 
@@ -37,6 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--latency-rate", type=float, default=200.0, help="events/s (200)")
     parser.add_argument("--isolation-rate", type=float, default=100.0, help="events/s (100)")
+    parser.add_argument(
+        "--outage-seconds", type=float, help="how long the outage receiver refuses (600; quick: 60)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the worker and the web")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args(argv)
@@ -86,6 +90,7 @@ def main(argv=None) -> int:
     options = Options(
         events=args.events or (2_000 if args.quick else 20_000),
         duration=args.duration or (8.0 if args.quick else 30.0),
+        outage_seconds=args.outage_seconds or (60.0 if args.quick else 600.0),
         warmup=2.0 if args.quick else 3.0,
         ceiling_seconds=3.0 if args.quick else 8.0,
         tail_seconds=8.0 if args.quick else 10.0,
@@ -136,7 +141,7 @@ def main(argv=None) -> int:
 
 def run(names, options, urls, registry, payload) -> dict[str, dict]:
     """Prepare the servers, the receiver and the tenants; then each scenario in turn."""
-    from bench import paced, scenarios
+    from bench import health, paced, scenarios
     from bench import purge as purge_scenario
     from bench.context import Context
     from bench.fixtures import flush_redis, make_tenant, recreate_database, server_versions
@@ -158,9 +163,9 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
         command = [sys.executable, "-m", "bench.receiver"]
         receiver_proc = registry.start("receiver", command, None, stdout=subprocess.PIPE)
         ready = receiver_proc.popen.stdout.readline().split()
-        if len(ready) != 3:
+        if len(ready) < 3:
             raise RuntimeError(f"the receiver did not start:\n{receiver_proc.log_tail()}")
-        receiver = ReceiverClient(int(ready[1]), int(ready[2]))
+        receiver = ReceiverClient(int(ready[1]), [int(port) for port in ready[2:]])
         ctx = Context(
             options, registry, stack, db, settings, receiver, receiver_proc.pid,
             redis_url, baseline_url, registry.logdir,
@@ -168,6 +173,7 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
         for name, path in (("drain", "/hook"), ("latency", "/latency"), ("healthy", "/healthy")):
             ctx.tenants[name] = make_tenant(db, settings, name, receiver.url(path))
         ctx.tenants["stalled"] = make_tenant(db, settings, "stalled", receiver.stalled_url())
+        health.make_tenants(ctx)
         payload["machine"] = {**machine_facts(), **server_versions(db, redis_url)}
         runners = {
             "ceiling": scenarios.ceiling,
@@ -177,6 +183,10 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
             "ingest": paced.ingest,
             "latency": paced.latency,
             "isolation": paced.isolation,
+            "isolation_alone": health.isolation_alone,
+            "isolation_same_host": health.isolation_same_host,
+            "isolation_many_hosts": health.isolation_many_hosts,
+            "outage": health.outage,
             "purge": purge_scenario.purge,
         }
         results: dict[str, dict] = {}

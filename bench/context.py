@@ -34,6 +34,7 @@ class Options:
     profile: bool = False  # py-spy the workers during drain
     latency_rate: float = 200.0
     isolation_rate: float = 100.0
+    outage_seconds: float = 600.0  # how long the outage scenario's receiver refuses
 
 
 @dataclass

@@ -1,11 +1,15 @@
 """The receivers the benchmarks deliver to, in a process of their own.
 
-python -m bench.receiver      prints "ready <fast port> <stalled port>", then serves until killed
+python -m bench.receiver [--fast-port P] [--stalled N]
+    prints "ready <fast port> <stalled port> ...", then serves until killed
 
 - fast: HTTP/1.1 with keep-alive and pipelining on raw asyncio protocols; answers every POST
   with an empty 200 at once and records (path, webhook-id, arrival time). It must take far more
   than the workers can send (the `receiver` row of the table checks that).
-- stalled: accepts connections, reads what comes, and never answers.
+- fast, paths starting with /stall: never answered (a hanging webhook on the same host as the
+  healthy ones); the connection then answers nothing more.
+- stalled: N ports (8 by default: as many hanging hosts) that accept connections, read what
+  comes, and never answer.
 
 Control, on the fast port: GET /_stats (count, first and last arrival per path),
 GET /_arrivals?path=/hook (every [webhook-id, time] recorded on that path), POST /_reset.
@@ -40,11 +44,14 @@ class FastProtocol(asyncio.Protocol):
         self.recorder = recorder
         self.buffer = b""
         self.transport = None
+        self.stalled = False
 
     def connection_made(self, transport):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.stalled:
+            return
         arrived = time.time()
         buffer = self.buffer + data if self.buffer else data
         replies = []
@@ -61,13 +68,17 @@ class FastProtocol(asyncio.Protocol):
             total = end + 4 + length
             if len(buffer) < total:
                 break
-            replies.append(self.handle(head, lowered, arrived))
+            reply = self.handle(head, lowered, arrived)
+            if reply is None:  # a stalling path: nothing more on this connection
+                self.stalled = True
+                break
+            replies.append(reply)
             buffer = buffer[total:]
         self.buffer = buffer
         if replies:
             self.transport.write(b"".join(replies))
 
-    def handle(self, head: bytes, lowered: bytes, arrived: float) -> bytes:
+    def handle(self, head: bytes, lowered: bytes, arrived: float) -> bytes | None:
         method, target = head.split(b" ", 2)[:2]
         path = target.decode("latin-1")
         if path.startswith("/_"):
@@ -78,7 +89,7 @@ class FastProtocol(asyncio.Protocol):
             stop = lowered.find(b"\r\n", start + 2)
             webhook_id = head[start + 13 : stop if stop >= 0 else None].strip().decode()
         self.recorder.paths.setdefault(path, []).append((webhook_id, arrived))
-        return OK
+        return None if path.startswith("/stall") else OK
 
     def control(self, method: bytes, target: str) -> bytes:
         url = urlsplit(target)
@@ -110,28 +121,33 @@ def _header_int(lowered: bytes, name: bytes) -> int:
     return int(lowered[start + len(name) : stop if stop >= 0 else None])
 
 
-async def serve() -> None:
+async def serve(fast_port: int = 0, stalled_count: int = 8) -> None:
     loop = asyncio.get_running_loop()
     recorder = Recorder()
-    fast = await loop.create_server(lambda: FastProtocol(recorder), "127.0.0.1", 0, backlog=4096)
-    stalled = await loop.create_server(StalledProtocol, "127.0.0.1", 0, backlog=4096)
-    ports = [server.sockets[0].getsockname()[1] for server in (fast, stalled)]
-    print(f"ready {ports[0]} {ports[1]}", flush=True)
+    servers = [
+        await loop.create_server(
+            lambda: FastProtocol(recorder), "127.0.0.1", fast_port, backlog=4096
+        )
+    ]
+    for _ in range(stalled_count):
+        servers.append(await loop.create_server(StalledProtocol, "127.0.0.1", 0, backlog=4096))
+    ports = [str(server.sockets[0].getsockname()[1]) for server in servers]
+    print("ready " + " ".join(ports), flush=True)
     await asyncio.Event().wait()
 
 
 class ReceiverClient:
     """The bench's side of the control paths."""
 
-    def __init__(self, fast_port: int, stalled_port: int):
+    def __init__(self, fast_port: int, stalled_ports: list[int]):
         self.fast_port = fast_port
-        self.stalled_port = stalled_port
+        self.stalled_ports = stalled_ports
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.fast_port}{path}"
 
-    def stalled_url(self, path: str = "/stalled") -> str:
-        return f"http://127.0.0.1:{self.stalled_port}{path}"
+    def stalled_url(self, path: str = "/stalled", host: int = 0) -> str:
+        return f"http://127.0.0.1:{self.stalled_ports[host]}{path}"
 
     def _call(self, path: str, method: str = "GET"):
         request = urllib.request.Request(
@@ -155,7 +171,13 @@ class ReceiverClient:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.receiver")
+    parser.add_argument("--fast-port", type=int, default=0)
+    parser.add_argument("--stalled", type=int, default=8, help="hanging hosts (ports)")
+    args = parser.parse_args()
     try:
-        asyncio.run(serve())
+        asyncio.run(serve(args.fast_port, args.stalled))
     except KeyboardInterrupt:
         pass

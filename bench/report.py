@@ -94,6 +94,7 @@ def rows(results: dict) -> list[Row]:
             out.append(Row("ingest", "web CPU per accepted event", cost))
     out += _latency_rows("latency", results.get("latency", {}), ((95, 50), (99, 150)))
     out += _latency_rows("isolation", results.get("isolation", {}), ((95, 100), (99, None)))
+    out += _health_rows(results)
     purged = results.get("purge", {})
     if "rows_per_s" in purged:
         quiet, during = purged["publish_without_purge"], purged["publish_during_purge"]
@@ -143,11 +144,48 @@ def _drain_rows(drain: dict, ceiling: dict, base: dict) -> list[Row]:
     return out
 
 
+def _health_rows(results: dict) -> list[Row]:
+    """Isolation with hanging webhooks against the same load with none; the outage."""
+    alone = results.get("isolation_alone", {})
+    out = _latency_rows("isolation_alone", alone, ((95, None), (99, None)))
+    for name in ("isolation_same_host", "isolation_many_hosts"):
+        result = results.get(name, {})
+        out += _latency_rows(name, result, ((95, None), (99, None)))
+        if "p95_ms" in result and alone.get("p95_ms"):
+            ratio = result["p95_ms"] / alone["p95_ms"]
+            met = ratio <= 2 and result["watched"] == result["delivered"]
+            out.append(Row(name, "healthy p95 against no hanging webhook", f"{ratio:.2f} ×",
+                           "≤ 2 ×, all delivered", met))  # fmt: skip
+    down = results.get("outage", {})
+    if "missed_while_down" in down:
+        start, peak = down["memory_kb"]["start"], down["memory_kb"]["peak"]
+        arrived = f"{down['arrived_after']:,} / {down['missed_while_down']:,}"
+        out += [
+            Row("outage", f"published while refusing for {down['outage_s']:g} s, arrived after",
+                arrived, "all", down["arrived_after"] == down["missed_while_down"]),
+            Row("outage", "duplicates; most attempts of one delivery",
+                f"{down['duplicates']}; {down['max_attempts']}", "0; ≤ 3",
+                down["duplicates"] == 0 and down["max_attempts"] <= 3),
+            Row("outage", "release after it came back", f"{down['release_s']} s"),
+            Row("outage", "worker RSS, start → peak",
+                f"{start['worker_rss_kb'] // 1024} → {peak['worker_rss_kb'] // 1024} MB"),
+            Row("outage", "Redis memory, start → peak",
+                f"{start['redis_used_memory_kb'] // 1024} → "
+                f"{peak['redis_used_memory_kb'] // 1024} MB"),
+            Row("outage", "healthy receiver beside it, p95", ms(down["beside_p95_ms"], 0)),
+        ]  # fmt: skip
+        if alone.get("p95_ms") and math.isfinite(down["beside_p95_ms"]):
+            ratio = down["beside_p95_ms"] / alone["p95_ms"]
+            out.append(Row("outage", "healthy p95 against no fault", f"{ratio:.2f} ×", "≤ 2 ×",
+                           ratio <= 2))  # fmt: skip
+    return out
+
+
 def _latency_rows(name: str, result: dict, targets) -> list[Row]:
     if "p95_ms" not in result:
         return []
     waited = result["waited_s"]
-    who = "healthy half, " if name == "isolation" else ""
+    who = "healthy half, " if name.startswith("isolation") else ""
     offered = f"{result['rate']:g} events/s"
     if result["achieved_rate"] < 0.95 * result["rate"]:
         offered += f" (API took {result['achieved_rate']:g}/s)"

@@ -15,16 +15,18 @@ from collections import Counter
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from shared.db import Database
-from shared.models import FINISHED, UNFINISHED, Delivery
+from shared.models import FINISHED, UNFINISHED, Delivery, DeliveryStatus, Webhook, WebhookStatus
 from shared.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
 PREFIX = "cloud-agent-webhooks:metrics:"
-EVENTS, OUTCOMES, BUCKETS, LATENCY = (PREFIX + k for k in ("events", "outcomes", "buckets", "lat"))
+EVENTS, OUTCOMES, BUCKETS, LATENCY, PROBES = (
+    PREFIX + k for k in ("events", "outcomes", "buckets", "lat", "probes")
+)
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -41,13 +43,23 @@ class MetricsRecorder:
     def __init__(self, redis_url: str):
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
         self._lock = threading.Lock()
-        self._pending = {EVENTS: Counter(), OUTCOMES: Counter(), BUCKETS: Counter()}
+        self._pending = {
+            EVENTS: Counter(),
+            OUTCOMES: Counter(),
+            BUCKETS: Counter(),
+            PROBES: Counter(),
+        }
         self._latency_sum = 0.0
         self._flusher: threading.Thread | None = None
 
     def event_published(self, event_type: str) -> None:
         with self._lock:
             self._pending[EVENTS][event_type] += 1
+        self._ensure_flusher()
+
+    def probe_started(self) -> None:
+        with self._lock:
+            self._pending[PROBES]["total"] += 1
         self._ensure_flusher()
 
     def attempt_finished(self, duration_ms: float, outcome: str | None) -> None:
@@ -109,9 +121,9 @@ class ServiceCollector(Collector):
     def _counters(self):
         try:
             pipe = self.recorder.redis.pipeline(transaction=False)
-            for key in (EVENTS, OUTCOMES, BUCKETS, LATENCY):
+            for key in (EVENTS, OUTCOMES, BUCKETS, LATENCY, PROBES):
                 pipe.hgetall(key)
-            events, outcomes, buckets, latency = (
+            events, outcomes, buckets, latency, probes = (
                 {k.decode(): float(v) for k, v in result.items()} for result in pipe.execute()
             )
         except redis.RedisError:
@@ -132,6 +144,11 @@ class ServiceCollector(Collector):
         for bound in (*map(repr, BOUNDS), "+Inf"):
             total += buckets.get(bound, 0.0)
             cumulative.append((bound, total))
+        yield CounterMetricFamily(
+            "webhooks_probes",
+            "Probes sent to failing webhooks.",
+            value=probes.get("total", 0.0),
+        )
         yield HistogramMetricFamily(
             "webhooks_attempt_duration_seconds",
             "Time of one delivery attempt, connect to response.",
@@ -147,8 +164,28 @@ class ServiceCollector(Collector):
                         Delivery.status.in_(UNFINISHED)
                     )
                 ).one()
+                waiting = session.scalar(
+                    select(func.count()).where(Delivery.status == DeliveryStatus.WAITING)
+                )
+                # The global and operations webhooks' rows count once they are not active.
+                counted = or_(Webhook.wallet_id.is_not(None), Webhook.status != "active")
+                by_status_query = (
+                    select(Webhook.status, func.count()).where(counted).group_by(Webhook.status)
+                )
+                statuses = {status: n for status, n in session.execute(by_status_query)}
         except Exception:
             return
+        yield GaugeMetricFamily(
+            "webhooks_deliveries_waiting",
+            "Deliveries waiting in the database for their webhook (circuit, Retry-After, cap).",
+            value=waiting,
+        )
+        by_status = GaugeMetricFamily(
+            "webhooks_by_status", "Webhooks by health status.", labels=["status"]
+        )
+        for status in WebhookStatus:
+            by_status.add_metric([status.value], statuses.get(status.value, 0))
+        yield by_status
         yield GaugeMetricFamily(
             "webhooks_deliveries_pending", "Deliveries not finished yet.", value=count
         )

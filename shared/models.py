@@ -35,6 +35,8 @@ NAMING_CONVENTION = {
 DEFAULT_WALLET_ID = uuid.UUID(int=0)
 # The global webhook's row: it has no wallet, but a circuit like every webhook.
 GLOBAL_WEBHOOK_ID = uuid.UUID("ffffffff-ffff-ffff-ffff-ffffffffffff")
+# The operations webhook's row (OPERATIONS_WEBHOOK_URL): operational events go through it.
+OPERATIONS_WEBHOOK_ID = uuid.UUID("ffffffff-ffff-ffff-ffff-fffffffffffe")
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -162,7 +164,8 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), index=True)
+    # None: an operational event about the global or the operations webhook.
+    wallet_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("wallets.id"), index=True)
     type: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -179,11 +182,11 @@ class Delivery(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
-    wallet_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    wallet_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     webhook_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("webhooks.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    target: Mapped[str] = mapped_column(String(16))  # "wallet" or "global"
+    target: Mapped[str] = mapped_column(String(16))  # "wallet", "global" or "operations"
     url: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     round: Mapped[int] = mapped_column(Integer, default=1)

@@ -65,7 +65,7 @@ def encode_envelope(event_id, event_type, ts, data, wallet_id) -> str:
         "id": str(event_id),
         "ts": isoformat(ts),
         "data": data,
-        "walletId": str(wallet_id),
+        "walletId": None if wallet_id is None else str(wallet_id),
     }
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
 

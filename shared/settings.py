@@ -44,6 +44,8 @@ class Settings:
     global_webhook_url: str | None = None
     global_webhook_api_key: str | None = None
     global_webhook_secret: str | None = None
+    operations_webhook_url: str | None = None
+    operations_webhook_secret: str | None = None
     webhook_retry_countdown: float = 5.0
     webhook_max_retries: int = 2
     webhook_timeout: float = 5.0
@@ -209,6 +211,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         global_webhook_url=_http_url(env, "GLOBAL_WEBHOOK_URL"),
         global_webhook_api_key=_header_value(env, "GLOBAL_WEBHOOK_API_KEY"),
         global_webhook_secret=_signing_secret(env, "GLOBAL_WEBHOOK_SECRET"),
+        operations_webhook_url=_http_url(env, "OPERATIONS_WEBHOOK_URL"),
+        operations_webhook_secret=_signing_secret(env, "OPERATIONS_WEBHOOK_SECRET"),
         webhook_retry_countdown=_number(env, "WEBHOOK_RETRY_COUNTDOWN", 5.0, float, 0.0, 3600),
         webhook_max_retries=_number(env, "WEBHOOK_MAX_RETRIES", 2, int, 0, 100),
         webhook_timeout=_number(env, "WEBHOOK_TIMEOUT", 5.0, float, 0.1, 300),

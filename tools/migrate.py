@@ -13,7 +13,7 @@ from shared.db import Database
 from shared.services.bootstrap import (
     api_key_salt,
     ensure_default_wallet,
-    ensure_global_webhook_row,
+    ensure_system_webhook_rows,
 )
 from shared.settings import Settings
 
@@ -52,7 +52,7 @@ def prepare_database(settings: Settings) -> None:
                     )
                     connection.commit()
         with db.transaction() as session:
-            ensure_global_webhook_row(session)
+            ensure_system_webhook_rows(session)
             salt = api_key_salt(session, settings)
             generated_key = ensure_default_wallet(session, settings, salt)
     finally:

@@ -1,8 +1,10 @@
 """Tasks: deliver one notification, sweep stuck deliveries, purge old events."""
 
+import json
 import logging
 import threading
 import uuid
+from datetime import UTC, datetime
 
 import redis
 from celery.exceptions import MaxRetriesExceededError, Reject
@@ -20,7 +22,7 @@ from shared.services.sweep import sweep
 from shared.store.stores import delivery_store
 from shared.throttle import WebhookLimiter
 from worker.celery_app import FIRST_QUEUE, RETRY_QUEUE, celery_app, settings
-from worker.dispatch import DELIVER_TASK, send_deliveries
+from worker.dispatch import DELIVER_TASK, SENT_AT, send_deliveries
 
 log = logging.getLogger(__name__)
 configure_logging(settings.log_level)
@@ -98,20 +100,33 @@ def deliver(self, delivery_id: str, webhook: str | None = None, host: str | None
         raise
 
 
-def _messages_waiting(broker: redis.Redis) -> bool:
-    """Whether delivery messages are queued in Redis (a Kombu queue is a list of its name)."""
+def _oldest_queued_at(broker: redis.Redis) -> datetime | None:
+    """When the oldest delivery message still queued in Redis was sent, or None when none is.
+
+    A Kombu queue is a list, pushed on the left and popped on the right: its last element is
+    the oldest message. A delivery enqueued before that moment is no longer in any queue.
+    """
+    oldest = None
     try:
-        return broker.llen(FIRST_QUEUE) > 0
-    except redis.RedisError:
-        return False  # unknown: the sweep then treats old pending deliveries as lost
+        for queue in (FIRST_QUEUE, RETRY_QUEUE):
+            raw = broker.lindex(queue, -1)
+            if raw is None:
+                continue
+            sent_at = json.loads(raw).get("headers", {}).get(SENT_AT)
+            if isinstance(sent_at, int | float):
+                oldest = sent_at if oldest is None else min(oldest, sent_at)
+    except (redis.RedisError, ValueError):
+        return None  # unknown: the sweep then treats old pending deliveries as lost
+    return None if oldest is None else datetime.fromtimestamp(oldest, UTC)
 
 
 @celery_app.task(name="webhooks.sweep")
 def sweep_deliveries() -> int:
     resources = _Resources.get()
-    waiting = _messages_waiting(resources.broker)
+    oldest_queued = _oldest_queued_at(resources.broker)
     with resources.db.transaction() as session:
-        ids = sweep(session, settings, messages_waiting=waiting)
+        metrics = resources.deliverer.metrics
+        ids = sweep(session, settings, oldest_queued, on_probe=metrics.probe_started)
     if ids:
         dispatch_or_leave_for_sweep(resources.db, send_deliveries, ids)
         log.info("sweep re-sent %d deliveries", len(ids))

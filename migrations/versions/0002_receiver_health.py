@@ -17,6 +17,7 @@ branch_labels = None
 depends_on = None
 
 GLOBAL_WEBHOOK_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+OPERATIONS_WEBHOOK_ID = "ffffffff-ffff-ffff-ffff-fffffffffffe"
 
 
 def upgrade() -> None:
@@ -39,7 +40,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("release_pace", sa.Integer(), nullable=False, server_default="0")
         )
+    # Operational events (a webhook failing, recovered, disabled; a delivery failed) belong to
+    # no wallet when they are about the global or the operations webhook.
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.alter_column("wallet_id", existing_type=sa.Uuid(), nullable=True)
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.alter_column("wallet_id", existing_type=sa.Uuid(), nullable=True)
         batch_op.create_index(
             "ix_deliveries_webhook_id_status_created_at",
             ["webhook_id", "status", "created_at"],
@@ -59,12 +65,13 @@ def upgrade() -> None:
         webhooks,
         [
             {
-                "id": global_id,
+                "id": uuid.UUID(row_id),
                 "url": "",
                 "custom_headers": {},
                 "secret": "",
                 "created_at": datetime.now(UTC),
             }
+            for row_id in (GLOBAL_WEBHOOK_ID, OPERATIONS_WEBHOOK_ID)
         ],
     )
     deliveries = sa.table(
@@ -80,9 +87,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(f"DELETE FROM webhooks WHERE id = '{GLOBAL_WEBHOOK_ID}'")
+    op.execute(
+        f"DELETE FROM webhooks WHERE id IN ('{GLOBAL_WEBHOOK_ID}', '{OPERATIONS_WEBHOOK_ID}')"
+    )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_deliveries_webhook_id_status_created_at")
+        batch_op.alter_column("wallet_id", existing_type=sa.Uuid(), nullable=False)
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.alter_column("wallet_id", existing_type=sa.Uuid(), nullable=False)
     with op.batch_alter_table("webhooks", schema=None) as batch_op:
         for column in (
             "release_pace",

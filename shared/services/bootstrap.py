@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from shared.models import (
     DEFAULT_WALLET_ID,
     GLOBAL_WEBHOOK_ID,
+    OPERATIONS_WEBHOOK_ID,
     ApiKey,
     Entity,
     SystemValue,
@@ -91,17 +92,15 @@ def ensure_default_wallet(session: Session, settings: Settings, salt: str) -> st
     return None if settings.default_wallet_auth_api_key else api_key
 
 
-def ensure_global_webhook_row(session: Session) -> None:
-    """The global webhook's row (no wallet, no URL: deliveries carry the URL), which holds its
-    circuit. The migration creates it; this puts it back if it was removed."""
-    if session.get(Webhook, GLOBAL_WEBHOOK_ID) is not None:
-        return
-    try:
-        with session.begin_nested():
-            session.add(
-                Webhook(
-                    id=GLOBAL_WEBHOOK_ID, url="", custom_headers={}, secret="", created_at=utcnow()
-                )
-            )
-    except IntegrityError:
-        pass  # another process put it back first
+def ensure_system_webhook_rows(session: Session) -> None:
+    """The global and the operations webhook's rows (no wallet, no URL: deliveries carry it),
+    which hold their circuits. The migration creates them; this puts them back if removed."""
+    for row_id in (GLOBAL_WEBHOOK_ID, OPERATIONS_WEBHOOK_ID):
+        if session.get(Webhook, row_id) is not None:
+            continue
+        try:
+            with session.begin_nested():
+                row = Webhook(id=row_id, url="", custom_headers={}, secret="", created_at=utcnow())
+                session.add(row)
+        except IntegrityError:
+            pass  # another process put it back first

@@ -21,6 +21,7 @@ from shared.db import Database
 from shared.models import Delivery, DeliveryStatus, Webhook, WebhookStatus
 from shared.publishing import Outgoing
 from shared.sender import SendResult
+from shared.services import operations
 from shared.settings import Settings
 from shared.store import statements
 from shared.timeutil import utcnow
@@ -56,11 +57,15 @@ class HealthTracker:
             if webhook is None:
                 return []
             now = utcnow()
+            before = webhook.status
             if result.ok:
-                released = note_success(session, self.settings, webhook, now)
+                to_send = note_success(session, self.settings, webhook, now)
             else:
                 note_failure(self.settings, webhook, delivery_id, result, now)
-                released = []
+                to_send = self._if_delivery_failed(session, delivery_id, now)
+            if webhook.status != before:
+                conn = session.connection()
+                to_send += operations.webhook_changed(conn, self.settings, webhook, now)
             healthy = webhook.status == WebhookStatus.ACTIVE and not webhook.consecutive_failures
         with self._lock:
             if healthy:
@@ -69,7 +74,14 @@ class HealthTracker:
                 self._healthy_written.pop(webhook_id, None)
             if len(self._healthy_written) > 10_000:
                 self._healthy_written.clear()  # a crude bound; it refills itself
-        return [Outgoing.from_row(row) for row in released]
+        return to_send
+
+    def _if_delivery_failed(self, session: Session, delivery_id: uuid.UUID, now) -> list:
+        """DeliveryFailed for the operator, when this attempt was the delivery's last."""
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None or delivery.status != DeliveryStatus.FAILED:
+            return []
+        return operations.delivery_failed(session.connection(), self.settings, delivery, now)
 
     def _recently_healthy(self, webhook_id: uuid.UUID) -> bool:
         with self._lock:
@@ -77,7 +89,9 @@ class HealthTracker:
         return written is not None and time.monotonic() - written < SUCCESS_WRITE_INTERVAL
 
 
-def note_success(session: Session, settings: Settings, webhook: Webhook, now: datetime) -> list:
+def note_success(
+    session: Session, settings: Settings, webhook: Webhook, now: datetime
+) -> list[Outgoing]:
     webhook.consecutive_failures = 0
     webhook.last_success_at = now
     if webhook.status != WebhookStatus.FAILING:
@@ -90,7 +104,8 @@ def note_success(session: Session, settings: Settings, webhook: Webhook, now: da
     webhook.release_pace = RELEASE_PACE_START
     session.flush()
     log.info("webhook recovered: webhook=%s", webhook.id)
-    return statements.release_waiting(session.connection(), webhook.id, RELEASE_PACE_START, now)
+    released = statements.release_waiting(session.connection(), webhook.id, RELEASE_PACE_START, now)
+    return [Outgoing.from_row(row) for row in released]
 
 
 def note_failure(
@@ -121,7 +136,9 @@ def note_failure(
         webhook.probe_delivery_id = None
 
 
-def tend_circuits(session: Session, settings: Settings, now: datetime) -> list[Outgoing]:
+def tend_circuits(
+    session: Session, settings: Settings, now: datetime, on_probe=lambda: None
+) -> list[Outgoing]:
     """The sweep's part: disable what failed too long, start due probes, release waiting
     deliveries of open webhooks at their growing pace. Returns the deliveries to send."""
     outgoing = []
@@ -135,12 +152,14 @@ def tend_circuits(session: Session, settings: Settings, now: datetime) -> list[O
         since = webhook.status_since or now
         if now - since >= timedelta(seconds=settings.disable_after):
             disable(session, webhook, now)
+            outgoing += operations.webhook_changed(conn, settings, webhook, now)
             continue
         held = webhook.hold_until is not None and webhook.hold_until > now
         due = webhook.next_probe_at is not None and webhook.next_probe_at <= now
         if webhook.probe_delivery_id is None and due and not held:
             probe = statements.start_probe(conn, webhook.id, now)
             if probe is not None:
+                on_probe()
                 outgoing.append(Outgoing.from_row(probe))
     waiting = select(Delivery.webhook_id).where(Delivery.status == DeliveryStatus.WAITING)
     for webhook_id in session.scalars(waiting.distinct()).all():

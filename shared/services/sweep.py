@@ -6,9 +6,9 @@ Safe when two sweeps run at once: rows are taken with FOR UPDATE SKIP LOCKED on 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from shared.models import Delivery, DeliveryStatus
@@ -20,28 +20,37 @@ from shared.store.statements import AttemptRecord
 from shared.timeutil import utcnow
 
 LOST_ATTEMPT = "attempt lost: the worker stopped before recording an outcome"
+# Messages carry the sender's clock, deliveries the database writer's: allow for a small skew.
+QUEUE_CLOCK_SLACK = timedelta(seconds=2)
 
 
 def sweep(
-    session: Session, settings: Settings, batch: int = 1000, messages_waiting: bool = False
+    session: Session,
+    settings: Settings,
+    oldest_queued: datetime | None = None,
+    batch: int = 1000,
+    on_probe=lambda: None,
 ) -> list[Outgoing]:
-    """Deliveries to enqueue again: lost attempts and messages that never arrived.
+    """Deliveries to send again: lost attempts, lost messages, probes and released ones.
 
-    A delivery whose message was sent but has not run after `delivery_stuck_after` seconds is
-    taken as lost only while no delivery messages wait in the broker (`messages_waiting`):
-    behind a backlog (workers down for a deploy, a burst) it is most likely still queued, and
-    sending it again would only queue a duplicate, every sweep until the backlog clears.
-    Deliveries never sent (the broker was down) and lost attempts are handled either way.
+    Decided per delivery: a pending delivery is sent again when it was never sent (the broker
+    was down), or when it was sent more than `delivery_stuck_after` seconds ago and before the
+    oldest message still queued (`oldest_queued`, None when no message is queued), so it is
+    in no queue any more: its message died with a worker. One behind a backlog is left alone,
+    and a delivery sent again has a new `enqueued_at`, so it is not sent a third time.
     """
     now = utcnow()
     again = _recover_lost_attempts(session, settings, now, batch)
-    stuck_before = now - timedelta(seconds=settings.delivery_stuck_after)
-    unsent = Delivery.enqueued_at.is_(None)
-    if not messages_waiting:
-        unsent = or_(unsent, Delivery.enqueued_at < stuck_before)
+    lost = Delivery.enqueued_at < now - timedelta(seconds=settings.delivery_stuck_after)
+    if oldest_queued is not None:
+        lost = and_(lost, Delivery.enqueued_at < oldest_queued - QUEUE_CLOCK_SLACK)
     stuck = session.execute(
         select(Delivery.id, Delivery.url, Delivery.webhook_id)
-        .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now, unsent)
+        .where(
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.enqueued_at.is_(None), lost),
+        )
         .order_by(Delivery.next_attempt_at)
         .limit(batch)
         .with_for_update(skip_locked=True)
@@ -49,7 +58,7 @@ def sweep(
     if stuck:
         statements.mark_enqueued(session.connection(), [row.id for row in stuck], now)
     outgoing = [Outgoing.from_row((row.id, row.url, row.webhook_id)) for row in again + stuck]
-    return outgoing + tend_circuits(session, settings, now)
+    return outgoing + tend_circuits(session, settings, now, on_probe)
 
 
 def _recover_lost_attempts(session: Session, settings: Settings, now, batch: int) -> list:

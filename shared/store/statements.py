@@ -565,3 +565,10 @@ def fail_waiting(conn: Connection, webhook_id: uuid.UUID, reason: str, now: date
         .where(Delivery.webhook_id == webhook_id, Delivery.status.in_((WAITING, PENDING)))
         .values(status=DeliveryStatus.FAILED, last_error=reason, updated_at=now)
     ).rowcount
+
+
+def insert_operational(conn: Connection, event: dict, delivery: dict) -> tuple:
+    """An operational event and its one delivery, to the operations webhook."""
+    conn.execute(insert(Event), event)
+    conn.execute(insert(Delivery), delivery)
+    return delivery["id"], delivery["url"], delivery["webhook_id"]

@@ -48,7 +48,10 @@ def claim_from_row(settings: Settings, row, now: datetime) -> Claim:
     secret, previous, expires = row[9:]
     custom_headers = headers
     headers, secrets = {}, ()
-    if target == "global":
+    if target == "operations":
+        if settings.operations_webhook_secret:
+            secrets = (settings.operations_webhook_secret,)
+    elif target == "global":
         if settings.global_webhook_api_key:
             headers = {"Authorization": f"Bearer {settings.global_webhook_api_key}"}
         if settings.global_webhook_secret:

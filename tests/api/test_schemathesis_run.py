@@ -38,6 +38,10 @@ deterministic = true
 allow-x00 = false
 [checks]
 enabled = true
+# 422 answers what already exists (a wallet or entity id, a seed) or a reached limit: the state
+# the earlier cases left, not the request's shape. Each operation documents it.
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 """
 
 

@@ -36,25 +36,40 @@ def _pending(database, settings, enqueued_ago: float | None) -> uuid.UUID:
     return delivery.id
 
 
-def _swept(database, settings, messages_waiting: bool) -> set[uuid.UUID]:
+def _swept(database, settings, oldest_queued=None) -> set[uuid.UUID]:
+    """What one sweep sends; `oldest_queued`: when the oldest message still queued was sent."""
     with database.transaction() as session:
-        return {out.id for out in sweep(session, settings, messages_waiting=messages_waiting)}
+        return {out.id for out in sweep(session, settings, oldest_queued)}
 
 
 def test_a_message_that_never_ran_is_sent_again_once_nothing_is_queued(database, settings):
     old = _pending(database, settings, enqueued_ago=settings.delivery_stuck_after + 5)
     recent = _pending(database, settings, enqueued_ago=0)
-    assert _swept(database, settings, messages_waiting=False) == {old}
-    assert _swept(database, settings, messages_waiting=False) == set()  # not twice in a row
-    assert recent not in _swept(database, settings, messages_waiting=False)
+    assert _swept(database, settings) == {old}
+    assert _swept(database, settings) == set()  # not twice in a row
+    assert recent not in _swept(database, settings)
 
 
 def test_behind_a_backlog_an_old_message_is_left_to_arrive(database, settings):
-    old = _pending(database, settings, enqueued_ago=settings.delivery_stuck_after + 5)
-    assert _swept(database, settings, messages_waiting=True) == set()
-    assert _swept(database, settings, messages_waiting=False) == {old}
+    stuck = settings.delivery_stuck_after
+    old = _pending(database, settings, enqueued_ago=stuck + 5)
+    # Queued messages older than it: its own may be among them.
+    assert _swept(database, settings, utcnow() - timedelta(seconds=stuck + 60)) == set()
+    # The oldest queued message was sent after it: its own is gone, it is sent again, once.
+    oldest = utcnow() - timedelta(seconds=1)
+    assert _swept(database, settings, oldest) == {old}
+    assert _swept(database, settings, oldest) == set()
+
+
+def test_each_delivery_is_judged_by_itself(database, settings):
+    stuck = settings.delivery_stuck_after
+    lost = _pending(database, settings, enqueued_ago=stuck + 30)
+    queued = _pending(database, settings, enqueued_ago=stuck + 5)
+    oldest_queued = utcnow() - timedelta(seconds=stuck + 10)
+    swept = _swept(database, settings, oldest_queued)
+    assert lost in swept and queued not in swept
 
 
 def test_a_delivery_never_sent_is_sent_even_behind_a_backlog(database, settings):
     never = _pending(database, settings, enqueued_ago=None)
-    assert _swept(database, settings, messages_waiting=True) == {never}
+    assert _swept(database, settings, utcnow() - timedelta(hours=1)) == {never}

@@ -101,9 +101,9 @@ class AttemptSchema(Schema):
 class DeliverySchema(Schema):
     id = ma.fields.UUID(required=True)
     eventId = ma.fields.UUID(attribute="event_id", required=True)
-    walletId = ma.fields.UUID(attribute="wallet_id", required=True)
+    walletId = ma.fields.UUID(attribute="wallet_id", required=True, allow_none=True)
     webhookId = ma.fields.UUID(attribute="webhook_id", allow_none=True)
-    target = ma.fields.String(required=True, metadata={"enum": ["wallet", "global"]})
+    target = ma.fields.String(required=True, metadata={"enum": ["wallet", "global", "operations"]})
     url = ma.fields.String(required=True)
     status = ma.fields.String(required=True, metadata={"enum": STATUSES})
     round = ma.fields.Integer(required=True)

@@ -11,7 +11,8 @@ class WalletCreateSchema(Schema):
         allow_none=True,
         metadata={
             "description": "A BIP32 seed encoded in hexadecimal string (64 bytes, 128 hex "
-            "characters). Only its digest is kept, so that no two wallets share a seed."
+            "characters). Only its digest is kept, so that no two wallets share a seed.",
+            "pattern": "^[0-9a-fA-F]{128}$",
         },
     )
 
