@@ -17,6 +17,7 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/webhooks_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 SCENARIOS = (
     "ceiling", "baseline", "floor", "drain", "ingest", "latency", "isolation", "purge",
+    "batch", "ordered",
 )  # fmt: skip
 
 
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
 
 def run(names, options, urls, registry, payload) -> dict[str, dict]:
     """Prepare the servers, the receiver and the tenants; then each scenario in turn."""
-    from bench import paced, scenarios
+    from bench import paced, producers, scenarios
     from bench import purge as purge_scenario
     from bench.context import Context
     from bench.fixtures import flush_redis, make_tenant, recreate_database, server_versions
@@ -178,6 +179,8 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
             "latency": paced.latency,
             "isolation": paced.isolation,
             "purge": purge_scenario.purge,
+            "batch": producers.batch,
+            "ordered": producers.ordered,
         }
         results: dict[str, dict] = {}
         for name in names:
