@@ -18,6 +18,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 SCENARIOS = (
     "ceiling", "baseline", "floor", "drain", "ingest", "latency", "isolation",
     "isolation_alone", "isolation_same_host", "isolation_many_hosts", "outage", "purge",
+    "batch", "ordered",
 )  # fmt: skip
 
 
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
 
 def run(names, options, urls, registry, payload) -> dict[str, dict]:
     """Prepare the servers, the receiver and the tenants; then each scenario in turn."""
-    from bench import health, paced, scenarios
+    from bench import health, paced, producers, scenarios
     from bench import purge as purge_scenario
     from bench.context import Context
     from bench.fixtures import flush_redis, make_tenant, recreate_database, server_versions
@@ -188,6 +189,8 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
             "isolation_many_hosts": health.isolation_many_hosts,
             "outage": health.outage,
             "purge": purge_scenario.purge,
+            "batch": producers.batch,
+            "ordered": producers.ordered,
         }
         results: dict[str, dict] = {}
         for name in names:

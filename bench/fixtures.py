@@ -72,14 +72,17 @@ class Tenant:
     url: str
 
 
-def make_tenant(db: Database, settings: Settings, name: str, url: str) -> Tenant:
+def make_tenant(
+    db: Database, settings: Settings, name: str, url: str, ordering: str = "none"
+) -> Tenant:
     """Wallet → entity → API key → one webhook, as an operator and the tenant would."""
     api_key = f"bench-{name}-{uuid.uuid4().hex}"
     with db.transaction() as session:
         wallet = create_wallet(session, name)
         entity = create_entity(session, f"{name}-entity", wallet.id)
         register_api_key(session, api_key_salt(session, settings), entity.id, api_key)
-        create_webhook(session, wallet.id, url, None, None, settings.max_webhooks_per_wallet)
+        limit = settings.max_webhooks_per_wallet
+        create_webhook(session, wallet.id, url, None, None, limit, ordering=ordering)
     return Tenant(name, wallet.id, api_key, url)
 
 

@@ -109,6 +109,7 @@ def rows(results: dict) -> list[Row]:
             Row("purge", f"publish p95 at {purged['publish_rate']:.0f}/s, during purge",
                 f"{during['p95_ms']} ms"),
         ]  # fmt: skip
+    out += _producer_rows(results.get("batch", {}), results.get("ordered", {}))
     return out
 
 
@@ -245,3 +246,33 @@ def busy_note(results: dict, cpus: int) -> str | None:
         return None
     joined = ", ".join(shares)
     return f"Machine CPU used by other processes while draining: {joined} (a quiet machine: ~0 %)"
+
+
+def _producer_rows(batch: dict, ordered: dict) -> list[Row]:
+    out = []
+    if "ratio" in batch:
+        out += [
+            Row("batch", "accepted events/s, one event per request", rate(batch["single_rate"])),
+            Row(
+                "batch", f"accepted events/s, {batch['batch_size']} events per request",
+                rate(batch["batch_rate"]), "≥ 5 × single", batch["ratio"] >= 5,
+            ),
+            Row("batch", "batch / single", f"{batch['ratio']:.2f} ×"),
+        ]  # fmt: skip
+    if "ratio" in ordered:
+        none, record = ordered["none"], ordered["record"]
+        load = f"{ordered['records']:,} records × {ordered['events_per_record']}"
+        out += [
+            Row("ordered", f"deliveries/s, unordered webhook, {load}", rate(none["rate"])),
+            Row(
+                "ordered", f"deliveries/s, ordered webhook, {load}", rate(record["rate"]),
+                "≥ 0.8 × unordered", ordered["ratio"] >= 0.8,
+            ),
+            Row(
+                "ordered", "inversions at the receiver, ordered webhook",
+                str(record["inversions"]), "0", record["inversions"] == 0,
+            ),
+            Row("ordered", "inversions at the receiver, unordered webhook",
+                str(none["inversions"])),
+        ]  # fmt: skip
+    return out

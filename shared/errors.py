@@ -83,3 +83,10 @@ class ApiKeyOfAnotherEntity(ServiceError):
     status = 401
     type = "error:AuthenticationRepositoryError:AuthenticationCompromised"
     title = "Authentication Compromised"
+
+
+class KeyReused(Conflict):
+    """An Idempotency-Key sent again with a different request."""
+
+    type = "error:IdempotencyError:KeyReused"
+    title = "Idempotency Key Reused"

@@ -148,3 +148,9 @@ def is_notified(event_type: EventType, data: dict) -> bool:
     if event_type.notified_states is None:
         return True
     return data.get(event_type.state_field) in event_type.notified_states
+
+
+def record_key(event_type: EventType, data: dict) -> str:
+    """The record an event is about: its type and its id (a connection, a credential record,
+    a presentation, a DID). Per-record ordering keeps the order of events with the same key."""
+    return f"{event_type.name}:{data[event_type.id_field]}"

@@ -120,6 +120,13 @@ class SystemValue(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class Ordering(enum.StrEnum):
+    """Whether a webhook's deliveries about one record go one at a time, in publish order."""
+
+    NONE = "none"  # every delivery as soon as it can (the Identus agent's behaviour)
+    RECORD = "record"  # one record's deliveries one after another, records in parallel
+
+
 class WebhookStatus(enum.StrEnum):
     """A webhook's health, from its recent attempts."""
 
@@ -156,6 +163,7 @@ class Webhook(Base):
     hold_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Waiting deliveries released per sweep; grows while the receiver keeps answering.
     release_pace: Mapped[int] = mapped_column(Integer, default=0)
+    ordering: Mapped[str] = mapped_column(String(16), default=Ordering.NONE)
 
 
 class Event(Base):
@@ -198,13 +206,38 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # For a webhook with record ordering: the record the event is about (its type and id);
+    # the delivery starts only after the earlier ones with the same key ended. NULL otherwise.
+    record_key: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         Index("ix_deliveries_event_id", "event_id"),
         Index("ix_deliveries_wallet_id_created_at", "wallet_id", "created_at"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_deliveries_webhook_id_status_created_at", "webhook_id", "status", "created_at"),
+        Index(
+            "ix_deliveries_webhook_id_record_key_created_at",
+            "webhook_id",
+            "record_key",
+            "created_at",
+        ),
     )
+
+
+class IdempotencyKey(Base):
+    """A publish request's Idempotency-Key and its answer, kept IDEMPOTENCY_TTL.
+
+    `scope` is the caller's wallet (the operator has a scope of its own). The primary key makes
+    a second request with the same key wait for the first one's transaction, then read it.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))  # sha256_hex of the request
+    response: Mapped[str] = mapped_column(Text)  # the 202's body, byte for byte
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Attempt(Base):

@@ -46,6 +46,7 @@ class Settings:
     global_webhook_secret: str | None = None
     operations_webhook_url: str | None = None
     operations_webhook_secret: str | None = None
+    global_webhook_ordering: str = "none"
     webhook_retry_countdown: float = 5.0
     webhook_max_retries: int = 2
     webhook_timeout: float = 5.0
@@ -65,6 +66,7 @@ class Settings:
     sweep_interval: float = 5.0
     delivery_stuck_after: float = 60.0
     retention_days: int = 30
+    idempotency_ttl: float = 24 * 3600.0
     log_level: str = "INFO"
 
     @property
@@ -94,6 +96,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name}: expected true or false, got {value!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`; the first when unset."""
+    value = _text(env, name)
+    if value is None:
+        return choices[0]
+    if value.lower() not in choices:
+        raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+    return value.lower()
 
 
 def _number(env, name, default, kind=float, minimum=0.0, maximum=None):
@@ -213,6 +225,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         global_webhook_secret=_signing_secret(env, "GLOBAL_WEBHOOK_SECRET"),
         operations_webhook_url=_http_url(env, "OPERATIONS_WEBHOOK_URL"),
         operations_webhook_secret=_signing_secret(env, "OPERATIONS_WEBHOOK_SECRET"),
+        global_webhook_ordering=_choice(env, "GLOBAL_WEBHOOK_ORDERING", ("none", "record")),
         webhook_retry_countdown=_number(env, "WEBHOOK_RETRY_COUNTDOWN", 5.0, float, 0.0, 3600),
         webhook_max_retries=_number(env, "WEBHOOK_MAX_RETRIES", 2, int, 0, 100),
         webhook_timeout=_number(env, "WEBHOOK_TIMEOUT", 5.0, float, 0.1, 300),
@@ -232,6 +245,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sweep_interval=_number(env, "SWEEP_INTERVAL", 5.0, float, 0.1, 3600),
         delivery_stuck_after=_number(env, "DELIVERY_STUCK_AFTER", 60.0, float, 1.0),
         retention_days=_number(env, "RETENTION_DAYS", 30, int, 0),
+        idempotency_ttl=_number(env, "IDEMPOTENCY_TTL", 86400.0, float, 1, 30 * 86400),
         log_level=(_text(env, "LOG_LEVEL") or "INFO").upper(),
     )
 

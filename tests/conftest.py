@@ -33,6 +33,7 @@ TABLES = (
     "entities",
     "wallets",
     "system_values",
+    "idempotency_keys",
 )
 
 

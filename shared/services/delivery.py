@@ -141,6 +141,11 @@ class Deliverer:
         result = self.sender.post(claimed.url, body, headers)
         outcome = record_attempt(self.store, self.store.settings, claimed, started, result)
         released = self.health.after_attempt(claimed.webhook_id, claimed.id, result)
+        if claimed.record_key is not None and outcome in (DELIVERED, FAILED):
+            # Its record's next delivery was waiting for this one to end: it goes now (the
+            # sweep releases it too, should this process stop first).
+            freed = self.store.release_next_of_record(claimed.webhook_id, claimed.record_key)
+            released = released + [Outgoing.from_row(row) for row in freed]
         if self.metrics is not None:
             ended = outcome if outcome in (DELIVERED, FAILED) else None
             self.metrics.attempt_finished(result.duration_ms, ended)

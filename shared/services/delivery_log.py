@@ -74,4 +74,13 @@ def redeliver(session: Session, wallet_id: uuid.UUID | None, delivery_id: uuid.U
     if not statements.start_round(session.connection(), delivery_id, delivery.round, utcnow()):
         raise Conflict("Another redelivery of this delivery has just started.")
     session.refresh(delivery)
+    # Allowed, but a receiver that keeps each record's state would be moved back by it.
+    delivery.out_of_order = statements.later_of_record(session.connection(), delivery)
+    delivery.note = OUT_OF_ORDER if delivery.out_of_order else None
     return delivery
+
+
+OUT_OF_ORDER = (
+    "out of order: a later event of the same record was published to this webhook; this "
+    "one arrives after it"
+)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from shared.db import Database
 from shared.models import UNFINISHED, Attempt, Delivery, Event
 from shared.settings import Settings
+from shared.store import statements
 from shared.timeutil import utcnow
 
 BATCH_SIZE = 2_000
@@ -49,7 +50,12 @@ def purge(
     batch_size: int = BATCH_SIZE,
     run_seconds: float = RUN_SECONDS,
 ) -> int:
-    """Purge in batches, each committed on its own, until done or `run_seconds` have passed."""
+    """Purge in batches, each committed on its own, until done or `run_seconds` have passed.
+
+    Idempotency keys older than IDEMPOTENCY_TTL go first, whatever RETENTION_DAYS says."""
+    with db.transaction() as session:
+        expired_before = utcnow() - timedelta(seconds=settings.idempotency_ttl)
+        statements.delete_expired_keys(session.connection(), expired_before)
     if settings.retention_days <= 0:
         return 0
     cutoff = utcnow() - timedelta(days=settings.retention_days)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from shared.errors import InvalidInput, NotFound, TooManyWebhooks
 from shared.event_types import EVENT_TYPES
-from shared.models import Delivery, DeliveryStatus, Wallet, Webhook
+from shared.models import Delivery, DeliveryStatus, Ordering, Wallet, Webhook
 from shared.netguard import AddressPolicy
 from shared.services import health
 from shared.settings import Settings
@@ -28,8 +28,14 @@ def create_webhook(
     event_types: list[str] | None,
     limit: int,
     settings: Settings | None = None,
+    ordering: str = Ordering.NONE,
 ) -> Webhook:
-    """Register a webhook; with `settings`, refuse a URL their delivery rules would refuse."""
+    """Register a webhook; with `settings`, refuse a URL their delivery rules would refuse.
+
+    `ordering` "record": its deliveries about one record go one after another (see
+    `shared.store.statements`); it is fixed for the webhook's life."""
+    if ordering not in tuple(Ordering):
+        raise InvalidInput(f"ordering: must be one of {', '.join(Ordering)}, got {ordering!r}")
     url = check_webhook_url(url)
     if settings is not None:
         policy = None
@@ -56,6 +62,7 @@ def create_webhook(
         event_types=event_types,
         secret=generate_secret(),
         created_at=utcnow(),
+        ordering=ordering,
     )
     session.add(webhook)
     session.flush()

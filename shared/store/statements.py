@@ -31,8 +31,10 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import aliased
 
 from shared.models import (
     GLOBAL_WEBHOOK_ID,
@@ -41,6 +43,8 @@ from shared.models import (
     Delivery,
     DeliveryStatus,
     Event,
+    IdempotencyKey,
+    Ordering,
     UTCDateTime,
     Webhook,
     WebhookStatus,
@@ -60,6 +64,8 @@ class NewEvent:
     notified: bool  # False: stored and sent to no one
     enqueued: bool  # the caller sends the tasks at once; otherwise the sweep does
     global_url: str | None
+    record_key: str | None = None  # the record it is about, for webhooks with record ordering
+    global_ordered: bool = False  # the global webhook keeps each record's order
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ CLAIM_RETURNING = (
     _from_webhook(Webhook.secret),
     _from_webhook(Webhook.previous_secret),
     _from_webhook(Webhook.previous_secret_expires_at),
+    Delivery.record_key,
 )
 _CLAIMED = {
     "status": IN_FLIGHT,
@@ -119,7 +126,23 @@ _DUE = (
     Delivery.attempts < bindparam("max_attempts"),
     Delivery.next_attempt_at <= bindparam("due_by"),
 )
-_CLAIMABLE = (*_DUE, _WEBHOOK_OPEN)
+# Per-record order: a delivery with a record key starts only once every earlier delivery of the
+# same webhook and record has ended. "Earlier" is publish order: (created_at, id), with the
+# events of one batch a microsecond apart in the order given.
+_earlier = aliased(Delivery, name="earlier")
+_RECORD_FREE = or_(
+    Delivery.record_key.is_(None),
+    ~exists().where(
+        _earlier.webhook_id == Delivery.webhook_id,
+        _earlier.record_key == Delivery.record_key,
+        _earlier.status.in_(UNFINISHED),
+        or_(
+            _earlier.created_at < Delivery.created_at,
+            and_(_earlier.created_at == Delivery.created_at, _earlier.id < Delivery.id),
+        ),
+    ),
+)
+_CLAIMABLE = (*_DUE, _WEBHOOK_OPEN, _RECORD_FREE)
 # An UPDATE of a claimed row that matches only while the given attempt still owns it.
 _STILL_CLAIMED = update(Delivery).where(
     Delivery.id == bindparam("b_delivery_id"),
@@ -130,43 +153,51 @@ _STILL_CLAIMED = update(Delivery).where(
 
 
 class _Postgres:
-    # The event, its targets and their deliveries in one statement. The wallet's webhooks keep
-    # the event-type filter (no list, or a list naming the type).
+    # The events, their targets and their deliveries in one statement, however many events:
+    # they come in as parallel arrays. The wallet's webhooks keep the event-type filter (no
+    # list, or a list naming the type); a webhook with record ordering gets the record key.
     PUBLISH = (
         text(
             """
-        WITH event AS (
+        WITH new AS (
+            SELECT * FROM unnest(
+                CAST(:ids AS uuid[]), CAST(:wallet_ids AS uuid[]), CAST(:types AS text[]),
+                CAST(:bodies AS text[]), CAST(:times AS timestamptz[]),
+                CAST(:notified AS boolean[]), CAST(:record_keys AS text[])
+            ) AS t(id, wallet_id, type, body, created_at, notified, record_key)
+        ), event AS (
             INSERT INTO events (id, wallet_id, type, body, created_at)
-            VALUES (:id, :wallet_id, :type, :body, :now)
+            SELECT id, wallet_id, type, body, created_at FROM new
             RETURNING id
         ), targets AS (
-            SELECT w.id AS webhook_id, 'wallet' AS target, w.url
-            FROM webhooks w
-            WHERE :notified AND w.wallet_id = :wallet_id
+            SELECT new.id AS event_id, w.id AS webhook_id, 'wallet' AS target, w.url,
+                   CASE WHEN w.ordering = 'record' THEN new.record_key END AS record_key
+            FROM new JOIN webhooks w ON w.wallet_id = new.wallet_id
+            WHERE new.notified
               AND (w.event_types IS NULL OR json_typeof(w.event_types) = 'null'
-                   OR jsonb_exists(w.event_types::jsonb, :type))
+                   OR jsonb_exists(w.event_types::jsonb, new.type))
             UNION ALL
-            SELECT CAST(:global_id AS uuid), 'global', CAST(:global_url AS text)
-            WHERE :notified AND CAST(:global_url AS text) IS NOT NULL
+            SELECT new.id, CAST(:global_id AS uuid), 'global', CAST(:global_url AS text),
+                   CASE WHEN :global_ordered THEN new.record_key END
+            FROM new
+            WHERE new.notified AND CAST(:global_url AS text) IS NOT NULL
         )
         INSERT INTO deliveries (id, event_id, wallet_id, webhook_id, target, url, status, round,
-                                attempts, next_attempt_at, enqueued_at, created_at, updated_at)
-        SELECT gen_random_uuid(), event.id, :wallet_id, targets.webhook_id, targets.target,
-               targets.url, 'pending', 1, 0, :now, :enqueued_at, :now, :now
-        FROM event, targets
+                                attempts, next_attempt_at, enqueued_at, created_at, updated_at,
+                                record_key)
+        SELECT gen_random_uuid(), event.id, new.wallet_id, targets.webhook_id, targets.target,
+               targets.url, 'pending', 1, 0, new.created_at,
+               CASE WHEN :enqueued THEN new.created_at END, new.created_at, new.created_at,
+               targets.record_key
+        FROM event JOIN new ON new.id = event.id JOIN targets ON targets.event_id = event.id
         RETURNING id, url, webhook_id
         """
         )
         .bindparams(
-            bindparam("id", type_=Uuid),
-            bindparam("wallet_id", type_=Uuid),
-            bindparam("type", type_=Text),
-            bindparam("body", type_=Text),
-            bindparam("now", type_=UTCDateTime),
-            bindparam("enqueued_at", type_=UTCDateTime),
-            bindparam("notified", type_=Boolean),
+            bindparam("enqueued", type_=Boolean),
             bindparam("global_url", type_=Text),
             bindparam("global_id", type_=Uuid),
+            bindparam("global_ordered", type_=Boolean),
         )
         .columns(id=Uuid, url=Text, webhook_id=Uuid)
     )
@@ -227,19 +258,37 @@ class _Postgres:
         .columns(id=Uuid)
     )
 
-    def publish(self, conn: Connection, event: NewEvent) -> list[tuple]:
+    def publish(self, conn: Connection, events: list[NewEvent]) -> list[tuple]:
+        first = events[0]
         params = {
-            "id": event.id,
-            "wallet_id": event.wallet_id,
-            "type": event.type,
-            "body": event.body,
-            "now": event.created_at,
-            "enqueued_at": event.created_at if event.enqueued else None,
-            "notified": event.notified,
-            "global_url": event.global_url,
+            "ids": [str(e.id) for e in events],
+            "wallet_ids": [str(e.wallet_id) for e in events],
+            "types": [e.type for e in events],
+            "bodies": [e.body for e in events],
+            "times": [e.created_at for e in events],
+            "notified": [e.notified for e in events],
+            "record_keys": [e.record_key for e in events],
+            "enqueued": first.enqueued,
+            "global_url": first.global_url,
             "global_id": GLOBAL_WEBHOOK_ID,
+            "global_ordered": first.global_ordered,
         }
         return [tuple(row) for row in conn.execute(self.PUBLISH, params)]
+
+    # Taken when new, or when the key is older than the TTL (then it is a new key).
+    TAKE_KEY = (
+        postgresql.insert(IdempotencyKey)
+        .on_conflict_do_update(
+            index_elements=[IdempotencyKey.scope, IdempotencyKey.key],
+            set_={
+                "request_hash": postgresql.insert(IdempotencyKey).excluded.request_hash,
+                "response": postgresql.insert(IdempotencyKey).excluded.response,
+                "created_at": postgresql.insert(IdempotencyKey).excluded.created_at,
+            },
+            where=IdempotencyKey.created_at < bindparam("expired_before"),
+        )
+        .returning(IdempotencyKey.key)
+    )
 
     def claim(self, conn: Connection, ids: list[uuid.UUID], params: dict) -> list:
         return conn.execute(self.CLAIM, {**params, "ids": list(set(ids))}).all()
@@ -266,7 +315,7 @@ class _Sqlite:
     INSERT_EVENT = insert(Event)
     INSERT_DELIVERY = insert(Delivery)
     WALLET_WEBHOOKS = (
-        select(Webhook.id, Webhook.url, Webhook.event_types)
+        select(Webhook.id, Webhook.url, Webhook.event_types, Webhook.ordering)
         .where(Webhook.wallet_id == bindparam("wallet_id"))
         .order_by(Webhook.created_at, Webhook.id)
     )
@@ -296,7 +345,10 @@ class _Sqlite:
         next_attempt_at=bindparam("b_retry_at"), enqueued_at=bindparam("b_now")
     )
 
-    def publish(self, conn: Connection, event: NewEvent) -> list[tuple]:
+    def publish(self, conn: Connection, events: list[NewEvent]) -> list[tuple]:
+        return [row for event in events for row in self._publish_one(conn, event)]
+
+    def _publish_one(self, conn: Connection, event: NewEvent) -> list[tuple]:
         now = event.created_at
         conn.execute(
             self.INSERT_EVENT,
@@ -312,12 +364,13 @@ class _Sqlite:
             return []
         hooks = conn.execute(self.WALLET_WEBHOOKS, {"wallet_id": event.wallet_id})
         targets = [
-            (hook_id, "wallet", url)
-            for hook_id, url, types in hooks
+            (hook_id, "wallet", url, event.record_key if ordering == Ordering.RECORD else None)
+            for hook_id, url, types, ordering in hooks
             if types is None or event.type in types
         ]
         if event.global_url:
-            targets.append((GLOBAL_WEBHOOK_ID, "global", event.global_url))
+            key = event.record_key if event.global_ordered else None
+            targets.append((GLOBAL_WEBHOOK_ID, "global", event.global_url, key))
         rows = [
             {
                 "id": uuid.uuid4(),
@@ -333,12 +386,27 @@ class _Sqlite:
                 "enqueued_at": now if event.enqueued else None,
                 "created_at": now,
                 "updated_at": now,
+                "record_key": record_key,
             }
-            for webhook_id, target, url in targets
+            for webhook_id, target, url, record_key in targets
         ]
         if rows:
             conn.execute(self.INSERT_DELIVERY, rows)
         return [(row["id"], row["url"], row["webhook_id"]) for row in rows]
+
+    TAKE_KEY = (
+        sqlite.insert(IdempotencyKey)
+        .on_conflict_do_update(
+            index_elements=[IdempotencyKey.scope, IdempotencyKey.key],
+            set_={
+                "request_hash": sqlite.insert(IdempotencyKey).excluded.request_hash,
+                "response": sqlite.insert(IdempotencyKey).excluded.response,
+                "created_at": sqlite.insert(IdempotencyKey).excluded.created_at,
+            },
+            where=IdempotencyKey.created_at < bindparam("expired_before"),
+        )
+        .returning(IdempotencyKey.key)
+    )
 
     def claim(self, conn: Connection, ids: list[uuid.UUID], params: dict) -> list:
         rows = []
@@ -381,9 +449,54 @@ def owner_params(delivery_id: uuid.UUID, round_: int, number: int) -> dict:
     return {"b_delivery_id": delivery_id, "b_round": round_, "b_number": number}
 
 
-def publish(conn: Connection, event: NewEvent) -> list[tuple]:
-    """Store the event and one pending delivery per target: [(delivery id, url, webhook id)]."""
-    return _sql(conn).publish(conn, event)
+def publish(conn: Connection, events: list[NewEvent]) -> list[tuple]:
+    """Store the events and one pending delivery per target: [(delivery id, url, webhook id)].
+
+    The events share `enqueued`, `global_url` and `global_ordered` (one publish request)."""
+    return _sql(conn).publish(conn, events)
+
+
+@dataclass(frozen=True)
+class NewKey:
+    scope: uuid.UUID
+    key: str
+    request_hash: str
+    response: str
+    created_at: datetime
+    expired_before: datetime  # a key stored before this time is free again
+
+
+def take_key(conn: Connection, new: NewKey) -> bool:
+    """Store the idempotency key, or False when a live one exists (then read it: `read_key`).
+
+    Inside the transaction that publishes: on PostgreSQL a second request with the same key
+    waits here for the first one's transaction, and finds its key once it committed.
+    """
+    params = {
+        "scope": new.scope,
+        "key": new.key,
+        "request_hash": new.request_hash,
+        "response": new.response,
+        "created_at": new.created_at,
+        "expired_before": new.expired_before,
+    }
+    return conn.execute(_sql(conn).TAKE_KEY, params).first() is not None
+
+
+def read_key(conn: Connection, scope: uuid.UUID, key: str) -> tuple[str, str] | None:
+    """(request hash, response) of a stored key."""
+    row = conn.execute(
+        select(IdempotencyKey.request_hash, IdempotencyKey.response).where(
+            IdempotencyKey.scope == scope, IdempotencyKey.key == key
+        )
+    ).first()
+    return None if row is None else tuple(row)
+
+
+def delete_expired_keys(conn: Connection, expired_before: datetime) -> int:
+    return conn.execute(
+        IdempotencyKey.__table__.delete().where(IdempotencyKey.created_at < expired_before)
+    ).rowcount
 
 
 def claim(conn: Connection, ids: list[uuid.UUID], params: dict) -> list:
@@ -459,10 +572,16 @@ def _webhook(column):
 _WEBHOOK_STATUS = _webhook(Webhook.status)
 # Due deliveries whose webhook does not take attempts now: a deleted webhook's are cancelled, a
 # disabled one's fail, and the others wait in the database (no message anywhere) until their
-# webhook recovers or its Retry-After passes.
+# webhook recovers or its Retry-After passes, or (record ordering) until the delivery before
+# them of the same record ends.
+BEHIND_RECORD = "waiting: behind an earlier event of the same record"
 _PARK_BLOCKED = (
     update(Delivery)
-    .where(Delivery.id.in_(bindparam("ids", expanding=True)), *_DUE, ~_WEBHOOK_OPEN)
+    .where(
+        Delivery.id.in_(bindparam("ids", expanding=True)),
+        *_DUE,
+        ~and_(_WEBHOOK_OPEN, _RECORD_FREE),
+    )
     .values(
         status=case(
             (Delivery.webhook_id.is_(None), DeliveryStatus.CANCELLED),
@@ -473,6 +592,7 @@ _PARK_BLOCKED = (
             (Delivery.webhook_id.is_(None), "webhook deleted"),
             (_WEBHOOK_STATUS == WebhookStatus.DISABLED, "webhook disabled"),
             (_WEBHOOK_STATUS == WebhookStatus.FAILING, "waiting: the webhook is failing"),
+            (_WEBHOOK_OPEN, BEHIND_RECORD),
             else_="waiting: the receiver asked to retry later (Retry-After)",
         ),
         enqueued_at=None,
@@ -505,13 +625,15 @@ def park_for_cap(conn: Connection, delivery_id: uuid.UUID, now: datetime) -> Non
 
 def release_waiting(conn: Connection, webhook_id: uuid.UUID, limit: int, now: datetime) -> list:
     """Up to `limit` of the webhook's waiting deliveries, oldest first, back to pending while it
-    takes attempts: [(id, url, webhook id)] to send."""
+    takes attempts: [(id, url, webhook id)] to send. A delivery behind an earlier one of its
+    record stays waiting (the end of that one releases it)."""
     oldest = (
         select(Delivery.id)
         .where(
             Delivery.webhook_id == webhook_id,
             Delivery.status == WAITING,
             Delivery.next_attempt_at <= now,
+            _RECORD_FREE,
         )
         .order_by(Delivery.created_at, Delivery.id)
         .limit(limit)
@@ -532,12 +654,57 @@ def release_waiting(conn: Connection, webhook_id: uuid.UUID, limit: int, now: da
     return [tuple(row) for row in conn.execute(statement)]
 
 
+def release_next_of_record(
+    conn: Connection, webhook_id: uuid.UUID, record_key: str, now: datetime
+) -> list:
+    """A delivery of an ordered record ended: the record's next one, if nothing earlier is
+    unfinished, goes now: [(id, url, webhook id)] to send, or [].
+
+    Pending ones count too: one refused by its claim a moment ago may not be parked yet. The
+    row lock waits (no SKIP LOCKED) so that a park running now is seen, not skipped.
+    """
+    head = (
+        select(Delivery.id)
+        .where(
+            Delivery.webhook_id == webhook_id,
+            Delivery.record_key == record_key,
+            Delivery.status.in_((WAITING, PENDING)),
+            Delivery.next_attempt_at <= now,
+            _RECORD_FREE,
+        )
+        .order_by(Delivery.created_at, Delivery.id)
+        .limit(1)
+        .with_for_update()
+        .scalar_subquery()
+    )
+    statement = (
+        update(Delivery)
+        .where(Delivery.id.in_(head), _WEBHOOK_OPEN)
+        .values(status=PENDING, enqueued_at=now, updated_at=now)
+        .returning(Delivery.id, Delivery.url, Delivery.webhook_id)
+    )
+    return [tuple(row) for row in conn.execute(statement, {"now": now})]
+
+
+def later_of_record(conn: Connection, delivery: Delivery) -> bool:
+    """Whether the webhook has a delivery of a later event of the same ordered record."""
+    if delivery.record_key is None:
+        return False
+    later = select(Delivery.id).where(
+        Delivery.webhook_id == delivery.webhook_id,
+        Delivery.record_key == delivery.record_key,
+        Delivery.created_at > delivery.created_at,
+        Delivery.id != delivery.id,
+    )
+    return conn.execute(later.limit(1)).first() is not None
+
+
 def start_probe(conn: Connection, webhook_id: uuid.UUID, now: datetime) -> tuple | None:
     """The next attempt of the waiting delivery with the most attempts left (the oldest among
     those) becomes the failing webhook's probe: (id, url, webhook id) to send, or None."""
     candidate = conn.execute(
         select(Delivery.id)
-        .where(Delivery.webhook_id == webhook_id, Delivery.status == WAITING)
+        .where(Delivery.webhook_id == webhook_id, Delivery.status == WAITING, _RECORD_FREE)
         .order_by(Delivery.attempts, Delivery.created_at, Delivery.id)
         .limit(1)
         .with_for_update(skip_locked=True)

@@ -36,6 +36,7 @@ class Claim:
     body: str
     custom_headers: dict
     secrets: tuple[str, ...]
+    record_key: str | None = None  # set when its webhook keeps each record's order
 
     @property
     def owner(self) -> dict:
@@ -45,7 +46,7 @@ class Claim:
 def claim_from_row(settings: Settings, row, now: datetime) -> Claim:
     """A Claim from the columns of `statements.CLAIM_RETURNING`."""
     delivery_id, webhook_id, round_, number, event_id, target, url, body, headers = row[:9]
-    secret, previous, expires = row[9:]
+    secret, previous, expires, record_key = row[9:]
     custom_headers = headers
     headers, secrets = {}, ()
     if target == "operations":
@@ -62,7 +63,17 @@ def claim_from_row(settings: Settings, row, now: datetime) -> Claim:
         if previous and expires is not None and as_utc(expires) > now:
             secrets += (previous,)
     return Claim(
-        delivery_id, webhook_id, round_, number, event_id, target, url, body, headers, secrets
+        delivery_id,
+        webhook_id,
+        round_,
+        number,
+        event_id,
+        target,
+        url,
+        body,
+        headers,
+        secrets,
+        record_key,
     )
 
 
@@ -114,6 +125,10 @@ class DirectStore:
     def release_waiting(self, webhook_id: uuid.UUID, limit: int) -> list:
         with self.db.statements() as conn:
             return statements.release_waiting(conn, webhook_id, limit, utcnow())
+
+    def release_next_of_record(self, webhook_id: uuid.UUID, record_key: str) -> list:
+        with self.db.statements() as conn:
+            return statements.release_next_of_record(conn, webhook_id, record_key, utcnow())
 
 
 class BatchedStore(DirectStore):

@@ -1,24 +1,56 @@
 """Publishing events, and the delivery log (tenant: its wallet; admin: everything)."""
 
-from flask import Response
+import re
+
+from flask import Response, request
 from flask.views import MethodView
 
 from app.auth import TENANT_OR_ADMIN, caller
 from app.base import Blueprint, ProblemSchema, page
 from app.resources.events.schemas import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY_PATTERN,
     DeliveryArgsSchema,
     DeliveryDetailSchema,
     DeliveryPageSchema,
-    DeliverySchema,
+    EventBatchResultSchema,
+    EventBatchSchema,
     EventCreateSchema,
     EventSchema,
+    RedeliverySchema,
 )
 from app.state import state
 from shared.errors import InvalidInput
-from shared.publishing import Outgoing, dispatch_or_leave_for_sweep, publish_event
+from shared.publishing import (
+    OPERATOR_SCOPE,
+    EventInput,
+    Outgoing,
+    dispatch_or_leave_for_sweep,
+    publish_event,
+    publish_events,
+)
 from shared.services import delivery_log
 
 blp = Blueprint("events", __name__, url_prefix="/events", description="Events and deliveries")
+
+
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not _KEY.match(key):
+        raise InvalidInput("Idempotency-Key: 1 to 255 visible ASCII characters")
+    return key
+
+
+def _event_wallet(wallet_id, body: dict, where: str = ""):
+    """A tenant publishes for its wallet; the operator names the wallet of each event."""
+    if wallet_id is not None:
+        return wallet_id
+    if body.get("walletId") is None:
+        raise InvalidInput(f"{where}walletId: required when publishing as the operator")
+    return body["walletId"]
 
 
 @blp.route("")
@@ -27,24 +59,55 @@ class Events(MethodView):
     @blp.arguments(EventCreateSchema)
     @blp.response(202, EventSchema)
     @blp.alt_response(400, schema=ProblemSchema)
+    @blp.alt_response(409, schema=ProblemSchema, description="Idempotency-Key used for another")
     @blp.alt_response(503, schema=ProblemSchema, description="The database is unreachable")
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
     def post(self, body, wallet_id):
         """Publish a state change; answered once the event and its deliveries are stored"""
-        if wallet_id is None:
-            wallet_id = body.get("walletId")
-            if wallet_id is None:
-                raise InvalidInput("walletId: required when publishing as the operator")
+        key = _idempotency_key()
+        scope = wallet_id or OPERATOR_SCOPE
         app_state = state()
         published = publish_event(
             app_state.db,
             app_state.settings,
-            wallet_id,
+            _event_wallet(wallet_id, body),
             body["type"],
             body["data"],
             dispatch=app_state.dispatch,
             metrics=app_state.metrics,
+            idempotency_key=key,
+            key_scope=scope,
         )
         # The stored bytes themselves: what the client sees is exactly what targets receive.
+        return Response(published.body, status=202, mimetype="application/json")
+
+
+@blp.route("/batch")
+class EventBatch(MethodView):
+    @caller(blp, TENANT_OR_ADMIN)
+    @blp.arguments(EventBatchSchema)
+    @blp.response(202, EventBatchResultSchema)
+    @blp.alt_response(400, schema=ProblemSchema, description="An invalid event; none is stored")
+    @blp.alt_response(409, schema=ProblemSchema, description="Idempotency-Key used for another")
+    @blp.alt_response(503, schema=ProblemSchema, description="The database is unreachable")
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    def post(self, body, wallet_id):
+        """Publish 1 to 100 state changes together: all are stored, or none"""
+        key = _idempotency_key()
+        events = [
+            EventInput(_event_wallet(wallet_id, item, f"events[{i}]."), item["type"], item["data"])
+            for i, item in enumerate(body["events"])
+        ]
+        app_state = state()
+        published = publish_events(
+            app_state.db,
+            app_state.settings,
+            events,
+            dispatch=app_state.dispatch,
+            metrics=app_state.metrics,
+            idempotency_key=key,
+            key_scope=wallet_id or OPERATOR_SCOPE,
+        )
         return Response(published.body, status=202, mimetype="application/json")
 
 
@@ -84,7 +147,7 @@ class DeliveryById(MethodView):
 @blp.route("/deliveries/<uuid:delivery_id>/redeliver")
 class Redelivery(MethodView):
     @caller(blp, TENANT_OR_ADMIN)
-    @blp.response(202, DeliverySchema)
+    @blp.response(202, RedeliverySchema)
     @blp.alt_response(404, schema=ProblemSchema)
     @blp.alt_response(409, schema=ProblemSchema, description="Not finished, or webhook deleted")
     def post(self, delivery_id, wallet_id):

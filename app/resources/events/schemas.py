@@ -3,6 +3,7 @@ import marshmallow as ma
 from app.base import PageArgsSchema, Schema, Timestamp, page_schema
 from shared.event_types import EVENT_TYPES, EventType
 from shared.models import DeliveryStatus
+from shared.publishing import MAX_BATCH
 
 STATUSES = [status.value for status in DeliveryStatus]
 
@@ -43,6 +44,36 @@ class EventCreateSchema(Schema):
         errors = DATA_SCHEMAS[body["type"]]().validate(body["data"])
         if errors:
             raise ma.ValidationError(errors, "data")
+
+
+class EventBatchSchema(Schema):
+    """POST /events/batch: the events are stored together, or none of them."""
+
+    events = ma.fields.List(
+        ma.fields.Nested(EventCreateSchema),
+        required=True,
+        validate=ma.validate.Length(min=1, max=MAX_BATCH),
+        metadata={"description": f"1 to {MAX_BATCH} events, stored and answered in this order."},
+    )
+
+
+class EventBatchResultSchema(Schema):
+    events = ma.fields.List(ma.fields.Nested(lambda: EventSchema()), required=True)
+
+
+# Visible ASCII (RFC 9110 VCHAR), 1 to 255 characters.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+IDEMPOTENCY_HEADER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": (
+        "Sent again with the same request (same events) within IDEMPOTENCY_TTL (24 h), the "
+        "answer is the first request's, and nothing new is stored or delivered; with another "
+        "request, 409. Scoped to the caller's wallet."
+    ),
+}
 
 
 def _typed_event_schema(name: str) -> type[ma.Schema]:
@@ -113,6 +144,17 @@ class DeliverySchema(Schema):
     lastError = ma.fields.String(attribute="last_error", allow_none=True)
     createdAt = Timestamp(attribute="created_at", required=True)
     updatedAt = Timestamp(attribute="updated_at", required=True)
+
+
+class RedeliverySchema(DeliverySchema):
+    outOfOrder = ma.fields.Boolean(
+        attribute="out_of_order",
+        metadata={
+            "description": "True when the webhook keeps each record's order and a later event "
+            "of the same record was published: this one arrives after it."
+        },
+    )
+    note = ma.fields.String(attribute="note", allow_none=True)
 
 
 class DeliveryDetailSchema(DeliverySchema):

@@ -43,6 +43,7 @@ class Webhooks(MethodView):
                 body["eventTypes"],
                 app_state.settings.max_webhooks_per_wallet,
                 settings=app_state.settings,
+                ordering=body["ordering"],
             )
 
     @caller(blp, TENANT)

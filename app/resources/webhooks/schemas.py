@@ -2,6 +2,14 @@ import marshmallow as ma
 
 from app.base import Schema, Timestamp, page_schema
 from shared.event_types import EVENT_TYPES
+from shared.models import Ordering
+
+ORDERINGS = [ordering.value for ordering in Ordering]
+ORDERING_DESCRIPTION = (
+    "record: the deliveries of events about one record (connectionId, recordId, presentationId, "
+    "did) start only after the previous one of that record ended (delivered, or failed after "
+    "its attempts), in publish order; records stay parallel. none: every delivery at once."
+)
 
 
 class WebhookCreateSchema(Schema):
@@ -17,6 +25,11 @@ class WebhookCreateSchema(Schema):
         allow_none=True,
         load_default=None,
         metadata={"description": "Only these event types are sent; absent means all."},
+    )
+    ordering = ma.fields.String(
+        load_default="none",
+        validate=ma.validate.OneOf(ORDERINGS),
+        metadata={"description": ORDERING_DESCRIPTION},
     )
 
 
@@ -39,6 +52,9 @@ class WebhookSchema(Schema):
         }
     )
     statusSince = Timestamp(attribute="status_since", allow_none=True)
+    ordering = ma.fields.String(
+        metadata={"enum": ORDERINGS, "description": "Present when not none (the default)."}
+    )
     lastSuccessAt = Timestamp(attribute="last_success_at", allow_none=True)
 
     @ma.post_dump
@@ -47,6 +63,9 @@ class WebhookSchema(Schema):
         for name in ("eventTypes", "statusSince", "lastSuccessAt"):
             if data.get(name) is None:
                 data.pop(name, None)
+        # Shown when a webhook asked for record ordering; absent (none) keeps the Identus shape.
+        if data.get("ordering") in (None, Ordering.NONE):
+            data.pop("ordering", None)
         return data
 
 
