@@ -7,6 +7,7 @@ answer means and what comes next.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -89,9 +90,10 @@ class Deliverer:
     limiter: WebhookLimiter
     health: HealthTracker
     metrics: MetricsRecorder | None = None
-    # Webhooks with deliveries this process parked at their cap: when one of their attempts
-    # ends, a waiting one takes the freed slot.
-    parked: set = field(default_factory=set)
+    # Webhooks with deliveries this process parked at a cap, in turn order: whenever an
+    # attempt ends, the next of them in turn has one waiting delivery take the freed slot.
+    parked: dict = field(default_factory=dict)
+    _parked_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def attempt(self, delivery_id, webhook: str | None, host: str | None) -> Attempted:
         """Run one attempt of a delivery; the outcome says whether to retry.
@@ -107,7 +109,8 @@ class Deliverer:
             lease = self.limiter.acquire(webhook, host)
             if lease is None:
                 self.store.park_for_cap(delivery_id)
-                self.parked.add(webhook)
+                with self._parked_lock:
+                    self.parked.setdefault(webhook, None)
                 return Attempted(DEFERRED)
         attempted = Attempted(SKIPPED)
         try:
@@ -118,18 +121,24 @@ class Deliverer:
                 # webhook's speed; only an answer may lift the cap on one not heard from yet.
                 self.limiter.release(lease, answered=attempted.outcome != SKIPPED)
         if lease is not None:
-            attempted.to_send += self._release_one_parked(webhook)
+            attempted.to_send += self._release_one_parked()
         return attempted
 
-    def _release_one_parked(self, finished: str) -> list[Outgoing]:
-        """A slot just freed: one delivery parked at a cap takes it, the finished webhook's
-        first, then any other's (the slot may be the slow share's)."""
-        for webhook in sorted(self.parked, key=lambda key: key != finished):
+    def _release_one_parked(self) -> list[Outgoing]:
+        """A slot just freed: one delivery parked at a cap takes it, the webhooks taking turns
+        (the slot may have been the slow share's, which every slow webhook waits for)."""
+        while True:
+            with self._parked_lock:
+                if not self.parked:
+                    return []
+                webhook = next(iter(self.parked))
+                del self.parked[webhook]
             freed = self.store.release_waiting(uuid.UUID(webhook), 1)
             if freed:
+                with self._parked_lock:
+                    self.parked.setdefault(webhook, None)  # to the back of the line
                 return [Outgoing.from_row(row) for row in freed]
-            self.parked.discard(webhook)
-        return []
+            # Nothing of it waits (or its circuit is open): it leaves the turns.
 
     def _attempt(self, delivery_id: uuid.UUID) -> Attempted:
         started = utcnow()
