@@ -38,8 +38,10 @@ def _load_session():
     if why:
         g.console.sign_out(why)
     if request.method == "POST":
+        # Under Referrer-Policy no-referrer browsers send `Origin: null`; the CSRF token and
+        # the SameSite=Strict cookie are what protect those.
         origin = request.headers.get("Origin")
-        if origin and origin != request.host_url.rstrip("/"):
+        if origin and origin != "null" and origin != request.host_url.rstrip("/"):
             abort(403, "This form was sent from another site.")
         if not g.console.csrf_ok(request.form.get("csrf")):
             abort(403, "This form is out of date. Reload the page and try again.")
@@ -126,7 +128,7 @@ def acted(kind: str, text: str, default: str):
 def home():
     if g.viewer is None:
         return redirect(url_for("console.sign_in"))
-    return redirect(url_for("console.overview" if g.viewer.admin else "console.webhook_list"))
+    return redirect(url_for("console.overview_page" if g.viewer.admin else "console.webhook_list"))
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
