@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from shared.db import Database
-from shared.models import FINISHED, UNFINISHED, Delivery
+from shared.models import FINISHED, UNFINISHED, Delivery, Webhook, WebhookStatus
 from shared.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,11 @@ class ServiceCollector(Collector):
                         Delivery.status.in_(UNFINISHED)
                     )
                 ).one()
+                by_status = dict(
+                    session.execute(
+                        select(Webhook.status, func.count()).group_by(Webhook.status)
+                    ).all()
+                )
         except Exception:
             return
         yield GaugeMetricFamily(
@@ -158,3 +163,9 @@ class ServiceCollector(Collector):
             "Age of the oldest unfinished delivery.",
             value=max(age, 0.0),
         )
+        webhooks = GaugeMetricFamily(
+            "webhooks_webhooks", "Webhooks, by health status.", labels=["status"]
+        )
+        for status in WebhookStatus:
+            webhooks.add_metric([status.value], by_status.get(status.value, 0))
+        yield webhooks

@@ -137,6 +137,7 @@ def test_find_a_failed_delivery_see_why_and_send_it_again(
     # At phone width the list still reads, one column.
     browser.set_window_size(390, 844)
     browser.get(f"{served}/console/deliveries")
+    browser.execute_script("document.getElementById('deliveries-region').scrollIntoView()")
     screenshot("08-deliveries-phone")
     browser.set_window_size(1280, 1000)
 
