@@ -164,7 +164,7 @@ class ServiceCollector(Collector):
             value=max(age, 0.0),
         )
         webhooks = GaugeMetricFamily(
-            "webhooks_webhooks", "Webhooks, by health status.", labels=["status"]
+            "webhooks_by_status", "Webhooks by health status.", labels=["status"]
         )
         for status in WebhookStatus:
             webhooks.add_metric([status.value], by_status.get(status.value, 0))

@@ -13,7 +13,7 @@ EXPORTED = {
     "webhooks_attempt_duration_seconds_bucket",
     "webhooks_deliveries_pending",
     "webhooks_oldest_pending_delivery_age_seconds",
-    "webhooks_webhooks",
+    "webhooks_by_status",
 }
 
 
