@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Flask, abort, request
 from flask_smorest import Api
 
-from app import errors
+from app import console, docs, errors
 from app.auth import SECURITY_SCHEMES
 from app.base import ProblemSchema
 from app.openapi import describe_input_rules
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
         OPENAPI_URL_PREFIX=prefix or "/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=docs.assets_url(prefix),
         API_SPEC_OPTIONS={
             "info": {
                 "description": "Webhook notifications of a multi-tenant identity cloud agent, "
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
     _register_resources(api, prefix)
+    docs.init_app(app, prefix)
+    console.init_app(app, prefix)
     errors.init_app(app)
     app.before_request(_refuse_large_bodies)
     return app

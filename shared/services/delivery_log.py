@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,8 +29,14 @@ def list_deliveries(
     status: str | None = None,
     webhook_id: uuid.UUID | None = None,
     event_id: uuid.UUID | None = None,
+    created_since: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> tuple[list[Delivery], int]:
     query = _visible(select(Delivery), wallet_id)
+    if created_since:
+        query = query.where(Delivery.created_at >= created_since)
+    if created_before:
+        query = query.where(Delivery.created_at < created_before)
     if status:
         query = query.where(Delivery.status == status)
     if webhook_id:

@@ -44,6 +44,8 @@ def test_metrics_count_events_outcomes_attempts_and_pending(client, tenant, rece
     assert sample(text, 'webhooks_attempt_duration_seconds_bucket{le="+Inf"}') == 5
     assert sample(text, "webhooks_deliveries_pending") == 0
     assert sample(text, "webhooks_oldest_pending_delivery_age_seconds") == 0
+    assert sample(text, 'webhooks_by_status{status="active"}') >= 2  # the two above, at least
+    assert sample(text, 'webhooks_by_status{status="disabled"}') == 0
 
 
 def test_unfinished_deliveries_and_their_age_are_shown(client, tenant, receiver, worker):

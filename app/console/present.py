@@ -1,0 +1,116 @@
+"""What the console's pages show that the API's shapes do not: masked request headers, times
+for people, filters read from a query string, and the last hour as small bar charts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from shared.models import Delivery, DeliveryStatus, Webhook
+from shared.sender import USER_AGENT
+from shared.services.overview import LastHour
+from shared.settings import Settings
+from shared.timeutil import as_utc
+
+MASK = "•••••• (hidden)"
+STATUSES = [status.value for status in DeliveryStatus]
+
+
+def when(moment: datetime | None) -> str:
+    return "—" if moment is None else as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def pretty_json(body: str | None) -> str:
+    if body is None:
+        return "(the event was removed by the retention purge)"
+    return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+
+
+def headers_sent(delivery: Delivery, webhook: Webhook | None, settings: Settings) -> list:
+    """The request headers of each attempt, values of custom headers and signatures hidden."""
+    rows = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT)]
+    if webhook is not None:
+        rows += [(name, MASK) for name in sorted(webhook.custom_headers or {})]
+    if delivery.target == "global" and settings.global_webhook_api_key:
+        rows.append(("Authorization", MASK))
+    rows += [
+        ("webhook-id", str(delivery.event_id)),
+        ("webhook-timestamp", "the attempt's start, in seconds since 1970 (UTC)"),
+    ]
+    if delivery.target == "wallet" or settings.global_webhook_secret:
+        rows.append(("webhook-signature", "v1,… HMAC-SHA256 of id.timestamp.body (hidden)"))
+    return rows
+
+
+def parse_uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """A datetime-local field's value, read as UTC."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().removesuffix("Z"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_custom_headers(text: str) -> dict[str, str]:
+    """`Name: value` lines; a line without a colon is kept as a name with an empty value, so
+    the service's own check refuses it with its usual message."""
+    headers = {}
+    for line in text.splitlines():
+        if line.strip():
+            name, _, value = line.partition(":")
+            headers[name.strip()] = value.strip()
+    return headers
+
+
+@dataclass
+class Chart:
+    title: str
+    values: list[float]
+    unit: str
+    width: int = 300
+    height: int = 60
+
+    @property
+    def top(self) -> float:
+        return max(self.values + [1])
+
+    def bars(self) -> list[tuple[float, float, float, float]]:
+        """x, y, width, height of each minute's bar."""
+        step = self.width / len(self.values)
+        out = []
+        for index, value in enumerate(self.values):
+            height = 0 if value == 0 else max(1.0, self.height * value / self.top)
+            out.append((round(index * step, 2), round(self.height - height, 2), step * 0.8, height))
+        return out
+
+    @property
+    def total(self) -> float:
+        return sum(self.values)
+
+
+def charts(hour: LastHour) -> list[Chart]:
+    rates = [
+        round(100 * failed / total, 1) if total else 0
+        for failed, total in zip(hour.failed_attempts, hour.attempts, strict=True)
+    ]
+    return [
+        Chart("Events published per minute", hour.events, "events"),
+        Chart("Deliveries created per minute", hour.deliveries, "deliveries"),
+        Chart("Attempts per minute", hour.attempts, "attempts"),
+        Chart("Failed attempts, % per minute", rates, "%"),
+    ]
+
+
+def minute_labels(hour: LastHour) -> tuple[str, str]:
+    return hour.start.strftime("%H:%M"), (hour.start + timedelta(minutes=59)).strftime("%H:%M")

@@ -1,0 +1,365 @@
+"""The console's pages and actions. Every action calls the same services, with the same
+wallet scoping, as the API routes do."""
+
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from app.console import present, session
+from app.state import state
+from shared import __version__
+from shared.errors import ServiceError
+from shared.event_types import EVENT_TYPES
+from shared.models import Webhook
+from shared.publishing import Outgoing, dispatch_or_leave_for_sweep
+from shared.services import delivery_log, overview, webhooks
+from shared.timeutil import utcnow
+
+PAGE = 25
+
+bp = Blueprint(
+    "console", __name__, template_folder="templates", static_folder="static", url_prefix="/console"
+)
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@bp.before_request
+def _load_session():
+    g.console = session.load()
+    g.viewer, why = session.viewer_of(g.console)
+    if why:
+        g.console.sign_out(why)
+    if request.method == "POST":
+        # Under Referrer-Policy no-referrer browsers send `Origin: null`; the CSRF token and
+        # the SameSite=Strict cookie are what protect those.
+        origin = request.headers.get("Origin")
+        if origin and origin != "null" and origin != request.host_url.rstrip("/"):
+            abort(403, "This form was sent from another site.")
+        if not g.console.csrf_ok(request.form.get("csrf")):
+            abort(403, "This form is out of date. Reload the page and try again.")
+
+
+@bp.after_request
+def _secure(response):
+    if "console" in g:
+        session.save(g.console, response, bp_path())
+    response.headers.update(
+        {
+            "Content-Security-Policy": CSP,
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        }
+    )
+    if not request.path.startswith(bp_path() + "/static/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def bp_path() -> str:
+    return state().settings.api_prefix + bp.url_prefix
+
+
+@bp.app_template_filter("when")
+def _when(moment):
+    return present.when(moment)
+
+
+@bp.context_processor
+def _common():
+    return {
+        "viewer": g.get("viewer"),
+        "csrf": g.console.csrf if "console" in g else "",
+        "version": __version__,
+        "docs_url": state().settings.api_prefix + "/docs",
+    }
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return render_template("console/error.html", code=exc.code, message=exc.description), exc.code
+
+
+@bp.errorhandler(ServiceError)
+def _service_error(exc: ServiceError):
+    return render_template("console/error.html", code=exc.status, message=exc.detail), exc.status
+
+
+def signed_in(admin: bool | None = None):
+    """Only for a signed-in viewer; `admin` True or False: only the operator, only a tenant."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def checked(*args, **kwargs):
+            if g.viewer is None:
+                return redirect(url_for("console.sign_in"))
+            if admin is not None and g.viewer.admin != admin:
+                abort(404)
+            return view(*args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
+def back(default: str):
+    """To the page the form came from (a console page only), or `default`."""
+    target = request.form.get("next", "")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith(bp_path() + "/"):
+        target = url_for(default)
+    return redirect(target, 303)
+
+
+def acted(kind: str, text: str, default: str):
+    g.console.notice(kind, text)
+    return back(default)
+
+
+@bp.get("/")
+def home():
+    if g.viewer is None:
+        return redirect(url_for("console.sign_in"))
+    return redirect(url_for("console.overview_page" if g.viewer.admin else "console.webhook_list"))
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    error = None
+    if request.method == "POST":
+        kind = "admin" if request.form.get("kind") == "admin" else "tenant"
+        who, error = session.credentials_for(kind, request.form.get("secret", ""))
+        if who is not None:
+            g.console.sign_in(who)
+            return redirect(url_for("console.home"), 303)
+    notice = g.console.pop_notice()
+    status = 401 if error else 200
+    return render_template("console/sign_in.html", error=error, notice=notice), status
+
+
+@bp.post("/sign-out")
+def sign_out():
+    g.console.sign_out()
+    g.console.notice("info", "Signed out.")
+    return redirect(url_for("console.sign_in"), 303)
+
+
+@bp.get("/webhooks")
+@signed_in(admin=False)
+def webhook_list():
+    with state().db.session() as db:
+        rows = webhooks.list_webhooks(db, g.viewer.wallet_id)
+    return render_template(
+        "console/webhooks.html",
+        webhooks=rows,
+        event_types=EVENT_TYPES,
+        notice=g.console.pop_notice(),
+        limit=state().settings.max_webhooks_per_wallet,
+    )
+
+
+@bp.post("/webhooks")
+@signed_in(admin=False)
+def webhook_create():
+    app_state = state()
+    form = request.form
+    try:
+        with app_state.db.transaction() as db:
+            webhook = webhooks.create_webhook(
+                db,
+                g.viewer.wallet_id,
+                form.get("url", "").strip(),
+                present.parse_custom_headers(form.get("customHeaders", "")),
+                form.getlist("eventTypes") or None,
+                app_state.settings.max_webhooks_per_wallet,
+                settings=app_state.settings,
+            )
+            shown = {"id": webhook.id, "url": webhook.url, "secret": webhook.secret}
+    except ServiceError as exc:
+        return acted(
+            "error", f"The webhook was not registered: {exc.detail}", "console.webhook_list"
+        )
+    return render_template("console/secret.html", done="registered", webhook=shown)
+
+
+@bp.post("/webhooks/<uuid:webhook_id>/rotate-secret")
+@signed_in(admin=False)
+def webhook_rotate(webhook_id):
+    app_state = state()
+    with app_state.db.transaction() as db:
+        webhook = webhooks.rotate_secret(
+            db, g.viewer.wallet_id, webhook_id, app_state.settings.secret_rotation_grace
+        )
+        shown = {
+            "id": webhook.id,
+            "url": webhook.url,
+            "secret": webhook.secret,
+            "previous_expires": webhook.previous_secret_expires_at,
+        }
+    return render_template("console/secret.html", done="rotated", webhook=shown)
+
+
+@bp.post("/webhooks/<uuid:webhook_id>/enable")
+@signed_in()
+def webhook_enable(webhook_id):
+    with state().db.transaction() as db:
+        webhook = webhooks.enable_webhook(db, g.viewer.wallet_id, webhook_id)
+        url = webhook.url
+    return acted("success", f"{url} is enabled: attempts go out again.", "console.home")
+
+
+@bp.post("/webhooks/<uuid:webhook_id>/recover")
+@signed_in()
+def webhook_recover(webhook_id):
+    since = present.parse_time(request.form.get("since"))
+    if since is None:
+        return acted("error", "Give the time to recover from (UTC).", "console.home")
+    app_state = state()
+    with app_state.db.transaction() as db:
+        rows = webhooks.recover_webhook(db, g.viewer.wallet_id, webhook_id, since)
+    if rows and app_state.dispatch is not None:
+        outgoing = [Outgoing.from_row(row) for row in rows]
+        dispatch_or_leave_for_sweep(app_state.db, app_state.dispatch, outgoing)
+    text = f"{len(rows)} failed deliveries since {present.when(since)} are being sent again."
+    return acted("success", text, "console.home")
+
+
+@bp.route("/webhooks/<uuid:webhook_id>/delete", methods=["GET", "POST"])
+@signed_in(admin=False)
+def webhook_delete(webhook_id):
+    app_state = state()
+    if request.method == "GET":
+        with app_state.db.session() as db:
+            webhook = webhooks.get_webhook(db, g.viewer.wallet_id, webhook_id)
+            return render_template("console/delete.html", webhook=webhook)
+    with app_state.db.transaction() as db:
+        webhooks.delete_webhook(db, g.viewer.wallet_id, webhook_id)
+    g.console.notice("success", "The webhook is deleted; its unfinished deliveries are cancelled.")
+    return redirect(url_for("console.webhook_list"), 303)
+
+
+@bp.get("/deliveries")
+@signed_in()
+def delivery_list():
+    args = request.args
+    filters = {
+        "status": args.get("status") if args.get("status") in present.STATUSES else None,
+        "webhook": present.parse_uuid(args.get("webhook")),
+        "event": present.parse_uuid(args.get("event")),
+        "since": present.parse_time(args.get("since")),
+        "until": present.parse_time(args.get("until")),
+    }
+    offset = max(args.get("offset", 0, type=int), 0)
+    with state().db.session() as db:
+        rows, total = delivery_log.list_deliveries(
+            db,
+            g.viewer.wallet_id,
+            offset,
+            PAGE,
+            filters["status"],
+            filters["webhook"],
+            filters["event"],
+            created_since=filters["since"],
+            created_before=filters["until"],
+        )
+        hooks = _visible_webhooks(db)
+    kept = {key: value for key, value in args.items() if key != "offset" and value}
+    pages = {
+        "previous": _page_url(kept, offset - PAGE) if offset > 0 else None,
+        "next": _page_url(kept, offset + PAGE) if offset + PAGE < total else None,
+    }
+    return render_template(
+        "console/deliveries.html",
+        deliveries=rows,
+        total=total,
+        offset=offset,
+        shown=len(rows),
+        args=args,
+        statuses=present.STATUSES,
+        webhooks=hooks,
+        pages=pages,
+        notice=g.console.pop_notice(),
+        filtered=any(filters.values()),
+    )
+
+
+def _visible_webhooks(db) -> list[Webhook]:
+    if g.viewer.admin:
+        return [hook for _, hooks in overview.wallets_with_webhooks(db) for hook in hooks]
+    return webhooks.list_webhooks(db, g.viewer.wallet_id)
+
+
+def _page_url(kept: dict, offset: int) -> str:
+    return url_for("console.delivery_list") + "?" + urlencode({**kept, "offset": offset})
+
+
+@bp.get("/deliveries/<uuid:delivery_id>")
+@signed_in()
+def delivery_page(delivery_id):
+    app_state = state()
+    with app_state.db.session() as db:
+        delivery = delivery_log.get_delivery(db, g.viewer.wallet_id, delivery_id)
+        attempts = delivery_log.attempts_of(db, delivery_id)
+        webhook = db.get(Webhook, delivery.webhook_id) if delivery.webhook_id else None
+        body = overview.event_body(db, delivery.event_id)
+        headers = present.headers_sent(delivery, webhook, app_state.settings)
+    return render_template(
+        "console/delivery.html",
+        delivery=delivery,
+        attempts=attempts,
+        body=present.pretty_json(body),
+        headers=headers,
+        notice=g.console.pop_notice(),
+        redeliverable=delivery.status in ("delivered", "failed") and delivery.webhook_id,
+    )
+
+
+@bp.post("/deliveries/<uuid:delivery_id>/redeliver")
+@signed_in()
+def delivery_redeliver(delivery_id):
+    app_state = state()
+    try:
+        with app_state.db.transaction() as db:
+            delivery = delivery_log.redeliver(db, g.viewer.wallet_id, delivery_id)
+            outgoing = Outgoing.from_row((delivery.id, delivery.url, delivery.webhook_id))
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise
+        g.console.notice("error", f"Not redelivered: {exc.detail}")
+    else:
+        if app_state.dispatch is not None:
+            dispatch_or_leave_for_sweep(app_state.db, app_state.dispatch, [outgoing])
+        g.console.notice("success", "Redelivery started: a fresh round of attempts.")
+    return redirect(url_for("console.delivery_page", delivery_id=delivery_id), 303)
+
+
+@bp.get("/wallets")
+@signed_in(admin=True)
+def wallet_list():
+    with state().db.session() as db:
+        listed = overview.wallets_with_webhooks(db)
+    return render_template("console/wallets.html", listed=listed, notice=g.console.pop_notice())
+
+
+@bp.get("/overview")
+@signed_in(admin=True)
+def overview_page():
+    with state().db.session() as db:
+        hour = overview.last_hour(db, utcnow())
+    first, last = present.minute_labels(hour)
+    return render_template(
+        "console/overview.html",
+        hour=hour,
+        charts=present.charts(hour),
+        first=first,
+        last=last,
+        notice=g.console.pop_notice(),
+    )

@@ -1,0 +1,105 @@
+"""The console in-process: sign-in, its security headers, CSRF, and wallet scoping."""
+
+import re
+
+from tests.helpers import ADMIN_TOKEN, connection_event, onboard_tenant
+
+CONSOLE = "/cloud-agent/console"
+
+
+def csrf_of(page) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def sign_in(client, kind: str, secret: str):
+    token = csrf_of(client.get(f"{CONSOLE}/sign-in"))
+    return client.post(f"{CONSOLE}/sign-in", data={"csrf": token, "kind": kind, "secret": secret})
+
+
+def test_pages_need_a_sign_in_and_say_why_a_key_is_refused(client):
+    assert client.get(f"{CONSOLE}/deliveries").headers["Location"].endswith("/console/sign-in")
+    refused = sign_in(client, "tenant", "not-a-key")
+    assert refused.status_code == 401
+    assert "That API key is not valid." in refused.get_data(as_text=True)
+
+
+def test_security_headers_and_no_secret_in_pages(client, tenant):
+    assert sign_in(client, "tenant", tenant.api_key).status_code == 303
+    tenant.add_webhook("http://example.com/hook", customHeaders={"Authorization": "Bearer hush"})
+    page = client.get(f"{CONSOLE}/webhooks")
+    html = page.get_data(as_text=True)
+    assert "example.com/hook" in html and "Authorization" in html
+    assert "hush" not in html and tenant.api_key not in html and "whsec_" not in html
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    cookie = client.get_cookie("console_session", path="/cloud-agent/console")
+    assert cookie.http_only and cookie.same_site == "Strict"
+    assert tenant.api_key not in cookie.value
+
+
+def test_actions_need_the_session_csrf_token(client, tenant):
+    sign_in(client, "tenant", tenant.api_key)
+    refused = client.post(f"{CONSOLE}/webhooks", data={"url": "http://example.com/x"})
+    assert refused.status_code == 403
+    other_site = client.post(
+        f"{CONSOLE}/webhooks",
+        data={"url": "http://example.com/x", "csrf": csrf_of(client.get(f"{CONSOLE}/webhooks"))},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert other_site.status_code == 403
+    assert client.get("/cloud-agent/events/webhooks", headers=tenant.headers).json["contents"] == []
+
+
+def test_register_shows_the_secret_once(client, tenant):
+    sign_in(client, "tenant", tenant.api_key)
+    token = csrf_of(client.get(f"{CONSOLE}/webhooks"))
+    created = client.post(
+        f"{CONSOLE}/webhooks",
+        data={"url": "http://example.com/x", "csrf": token, "eventTypes": "ConnectionUpdated"},
+    )
+    assert created.status_code == 200 and "whsec_" in created.get_data(as_text=True)
+    listed = client.get("/cloud-agent/events/webhooks", headers=tenant.headers).json["contents"]
+    assert [hook["eventTypes"] for hook in listed] == [["ConnectionUpdated"]]
+    assert "whsec_" not in client.get(f"{CONSOLE}/webhooks").get_data(as_text=True)
+
+
+def test_a_tenant_never_sees_another_wallets_delivery(app, client, tenant):
+    tenant.add_webhook("http://example.com/acme")
+    assert tenant.publish("ConnectionUpdated", connection_event()).status_code == 202
+    delivery = client.get("/cloud-agent/events/deliveries", headers=tenant.headers).json
+    delivery_id = delivery["contents"][0]["id"]
+    other = onboard_tenant(app.test_client(), "globex")
+    visitor = app.test_client()
+    sign_in(visitor, "tenant", other.api_key)
+    assert visitor.get(f"{CONSOLE}/deliveries/{delivery_id}").status_code == 404
+    assert delivery_id not in visitor.get(f"{CONSOLE}/deliveries").get_data(as_text=True)
+    sign_in(client, "tenant", tenant.api_key)
+    assert client.get(f"{CONSOLE}/deliveries/{delivery_id}").status_code == 200
+
+
+def test_a_removed_key_ends_the_session(client, tenant):
+    sign_in(client, "tenant", tenant.api_key)
+    assert client.get(f"{CONSOLE}/webhooks").status_code == 200
+    entity = client.get("/cloud-agent/iam/entities", headers={"x-admin-api-key": ADMIN_TOKEN})
+    for row in entity.json["contents"]:
+        if row["walletId"] == tenant.wallet_id:
+            client.delete(
+                "/cloud-agent/iam/apikey-authentication",
+                json={"entityId": row["id"], "apiKey": tenant.api_key},
+                headers={"x-admin-api-key": ADMIN_TOKEN},
+            )
+    ended = client.get(f"{CONSOLE}/webhooks", follow_redirects=True)
+    assert "no longer valid" in ended.get_data(as_text=True)
+
+
+def test_the_operator_sees_wallets_and_the_last_hour(client, tenant):
+    tenant.add_webhook("http://example.com/acme")
+    tenant.publish("ConnectionUpdated", connection_event())
+    assert sign_in(client, "admin", ADMIN_TOKEN).status_code == 303
+    wallets = client.get(f"{CONSOLE}/wallets").get_data(as_text=True)
+    assert "acme" in wallets and "example.com/acme" in wallets
+    overview = client.get(f"{CONSOLE}/overview").get_data(as_text=True)
+    assert "<svg" in overview and "Events published per minute" in overview
+    assert client.get(f"{CONSOLE}/webhooks").status_code == 404  # a tenant's page
