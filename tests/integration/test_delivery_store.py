@@ -187,3 +187,30 @@ def test_one_statement_claims_a_batch_and_records_its_outcomes(db, settings):
     # An outcome for an attempt that no longer owns its row changes nothing.
     assert store.record_many([_record(taken[0], ERROR), _record(taken[3], OK)]) == [False, True]
     assert _row(db, ids[0]).status == "delivered"
+
+
+def test_a_failing_webhooks_deliveries_wait_and_are_released_oldest_first(db, settings):
+    webhook_id, ids = _deliveries(db, settings, 5)
+    store = delivery_store(db, settings)
+    with db.transaction() as session:
+        session.execute(
+            text("UPDATE webhooks SET status = 'failing' WHERE id = :id"),
+            {"id": webhook_id.hex if db.is_sqlite else str(webhook_id)},
+        )
+    # The circuit is open: a claim takes nothing and the delivery waits, no attempt spent.
+    assert [store.claim(delivery_id) for delivery_id in ids] == [None] * 5
+    waiting = [_row(db, delivery_id) for delivery_id in ids]
+    assert {(row.status, row.attempts) for row in waiting} == {("waiting", 0)}
+    assert all(row.last_error == "waiting: the webhook is failing" for row in waiting)
+    # Nothing is released while it is failing; once it is active, the oldest go first.
+    assert store.release_waiting(webhook_id, 2) == []
+    with db.transaction() as session:
+        session.execute(
+            text("UPDATE webhooks SET status = 'active' WHERE id = :id"),
+            {"id": webhook_id.hex if db.is_sqlite else str(webhook_id)},
+        )
+    released = {row[0] for row in store.release_waiting(webhook_id, 2)}
+    assert released == set(ids[:2])
+    assert [_row(db, delivery_id).status for delivery_id in ids] == ["pending"] * 2 + [
+        "waiting"
+    ] * 3
