@@ -109,6 +109,15 @@ class WebhookLimiter:
             if not state.running and max(state.slow_until, state.fast_until) <= now:
                 del self._webhooks[lease.webhook]
 
+    def has_room(self, webhook: str) -> bool:
+        """Whether an attempt of this webhook would be let through now (its host aside)."""
+        now = time.monotonic()
+        with self._lock:
+            state = self._webhooks.get(webhook)
+            if state is None or not self._is_slow(state, now):
+                return state is not None or self._slow_running < self.slow_share
+            return len(state.running) < self.per_webhook and self._slow_running < self.slow_share
+
     def tracked(self) -> int:
         """How many webhooks this limiter remembers, once the stale ones are dropped."""
         with self._lock:

@@ -129,9 +129,11 @@ class Deliverer:
         (the slot may have been the slow share's, which every slow webhook waits for)."""
         while True:
             with self._parked_lock:
-                if not self.parked:
+                # Only a webhook the caps would now let through: releasing one still at its
+                # cap would only send its delivery round to be parked again.
+                webhook = next((key for key in self.parked if self.limiter.has_room(key)), None)
+                if webhook is None:
                     return []
-                webhook = next(iter(self.parked))
                 del self.parked[webhook]
             freed = self.store.release_waiting(uuid.UUID(webhook), 1)
             if freed:

@@ -81,3 +81,15 @@ def test_hosts_are_told_apart_by_scheme_host_and_port():
     assert host_key("http://a.example/x") == "http://a.example:"
     assert host_key("https://a.example:8443/y?q=1") == "https://a.example:8443"
     assert host_key("http://a.example:8080/z") != host_key("https://a.example:8080/z")
+
+
+def test_room_is_what_acquire_would_grant():
+    limiter = _limiter(per_webhook=1, slow_share=2)
+    assert limiter.has_room("new")  # unknown: only the slow share counts
+    lease = limiter.acquire("new", HOST)
+    assert not limiter.has_room("new")  # unproven and at its cap
+    assert limiter.has_room("other")
+    limiter.acquire("other", "http://other:80")
+    assert not limiter.has_room("third")  # the slow share is taken
+    limiter.release(lease)
+    assert limiter.has_room("third")
