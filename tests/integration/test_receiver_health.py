@@ -63,6 +63,33 @@ def test_a_hanging_path_does_not_delay_another_tenant_on_the_same_host(client, r
     assert max(delays) < 1.0, delays
 
 
+def test_many_hanging_hosts_hold_a_bounded_share_of_the_threads(client, receiver):
+    # A healthy webhook that has already shown itself fast.
+    healthy = onboard_tenant(client, "many-healthy")
+    healthy.add_webhook(receiver.url("/fine"))
+    assert healthy.publish("ConnectionUpdated", connection_event()).status_code == 202
+    receiver.wait_for("/fine", 1, timeout=10)
+    # Six hosts that accept connections and never answer (a listening socket nobody serves).
+    hanging = [socket.create_server(("127.0.0.1", 0), backlog=64) for _ in range(6)]
+    try:
+        stuck = onboard_tenant(client, "many-stuck")
+        for server in hanging:
+            stuck.add_webhook(f"http://127.0.0.1:{server.getsockname()[1]}/never")
+        for _ in range(16):  # 96 deliveries: far more than the worker's 16 threads
+            assert stuck.publish("ConnectionUpdated", connection_event()).status_code == 202
+        time.sleep(1.0)  # the hanging attempts have taken what they may
+        delays = []
+        for count in (2, 3, 4):
+            published = time.time()
+            assert healthy.publish("ConnectionUpdated", connection_event()).status_code == 202
+            arrived = receiver.wait_for("/fine", count, timeout=10)[-1]
+            delays.append(arrived.at - published)
+        assert max(delays) < 1.0, delays
+    finally:
+        for server in hanging:
+            server.close()
+
+
 def test_a_trickling_receiver_is_cut_off_at_the_deadline(client, tenant, receiver):
     receiver.behave("/slowly", trickle=0.2)
     tenant.add_webhook(receiver.url("/slowly"))
