@@ -109,7 +109,9 @@ class Watchdog:
 
 
 _current = threading.local()
-_resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
+# More threads than slow webhooks may hold at once in a worker process (the slow share), so a
+# name server that hangs for some webhooks leaves resolvers for the others.
+_resolver = ThreadPoolExecutor(max_workers=48, thread_name_prefix="resolve")
 
 
 def current() -> Attempt | None:
@@ -128,6 +130,7 @@ def resolve(host: str, port: int, attempt: Attempt | None) -> list:
     try:
         return future.result(timeout=attempt.remaining())
     except FutureTimeout:
+        future.cancel()  # still queued: it must not take a resolver thread from the others
         raise DeadlineExceeded("name resolution did not finish in time") from None
 
 

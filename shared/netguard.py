@@ -109,6 +109,14 @@ def pool_classes(policy: AddressPolicy | None) -> dict:
                 attempt.use(self.sock)  # a pooled connection: its socket is this attempt's now
             return super().request(*args, **kwargs)
 
+        def close(self):
+            # Before the descriptor is closed (and possibly reused by another connection), the
+            # attempt's watchdog must no longer be able to shut it down.
+            attempt = deadline.current()
+            if attempt is not None and self.sock is not None:
+                attempt.forget(self.sock)
+            super().close()
+
     class Connection(_Deadline, HTTPConnection):
         pass
 

@@ -76,10 +76,14 @@ class Sender:
             )
             try:
                 response.read(MAX_RESPONSE_BYTES)
-                if response.read(1):
-                    response.close()  # an unread body would poison the pooled connection
+                more = response.read(1)
             finally:
-                response.release_conn()
+                # Done with the socket: from here the watchdog leaves it alone, before it goes
+                # back to the pool for another attempt (or is closed).
+                attempt.finish()
+            if more:
+                response.close()  # an unread body would poison the pooled connection
+            response.release_conn()
             if attempt.expired:
                 raise deadline.DeadlineExceeded("deadline passed")
             return SendResult(response.status, None, _elapsed_ms(started), _retry_after(response))

@@ -6,8 +6,9 @@ at most `per_webhook` attempts at once unless it has shown itself fast (an attem
 within `slow_after` seconds in the last `remember` seconds, none took longer since, and none is
 taking longer now); a webhook not heard from yet counts as slow, so one that hangs from its very
 first event is capped before it is found out. Slow and unproven webhooks together may hold at
-most `slow_share` threads: however many of them hang, the others always find a thread. Every
-host also gets at most `per_host` attempts at once, to protect the receivers themselves.
+most `slow_share` threads (besides one first attempt each for webhooks not heard from yet, a
+quarter of that share for all of them): however many of them hang, the others always find a
+thread. Every host also gets at most `per_host` attempts at once, to protect the receivers.
 
 What is counted is what runs now, in memory: nothing to leak when a worker dies, no round trip
 on the hot path. A webhook's entry is dropped once nothing runs and nothing is remembered.
@@ -38,11 +39,14 @@ class _Webhook:
 _tokens = itertools.count()
 
 
+FAST, SLOW, PROBATION = "fast", "slow", "probation"
+
+
 @dataclass
 class Lease:
     webhook: str
     host: str
-    slow: bool  # counted in the slow share
+    share: str  # FAST, SLOW (counted in the slow share) or PROBATION (a first attempt)
     token: int = field(default_factory=lambda: next(_tokens))
 
 
@@ -54,16 +58,21 @@ class WebhookLimiter:
         slow_share: int,
         slow_after: float = 1.0,
         remember: float = 30.0,
+        probation_share: int | None = None,
     ):
         self.per_webhook = per_webhook
         self.per_host = per_host
         self.slow_share = slow_share
+        # A webhook not heard from yet gets one attempt outside the slow share (these together
+        # hold at most `probation_share` threads), so a new healthy webhook is not held up by
+        # hanging ones; if it hangs, its first timeout makes it slow, and the slow share caps it.
+        self.probation_share = probation_share or max(1, slow_share // 4)
         self.slow_after = slow_after
         self.remember = remember
         self._lock = threading.Lock()
         self._webhooks: dict[str, _Webhook] = {}
         self._hosts: dict[str, int] = {}
-        self._slow_running = 0
+        self._held = {SLOW: 0, PROBATION: 0}
         self._acquired = 0
 
     def acquire(self, webhook: str, host: str) -> Lease | None:
@@ -74,24 +83,22 @@ class WebhookLimiter:
             if self._acquired % 1000 == 0:
                 self._drop_stale(now)
             state = self._webhooks.setdefault(webhook, _Webhook())
-            slow = self._is_slow(state, now)
-            if self._hosts.get(host, 0) >= self.per_host:
+            share = self._share(state, now)
+            if share is None or self._hosts.get(host, 0) >= self.per_host:
                 return None
-            if slow and (
-                len(state.running) >= self.per_webhook or self._slow_running >= self.slow_share
-            ):
-                return None
-            lease = Lease(webhook, host, slow)
+            lease = Lease(webhook, host, share)
             state.running[lease.token] = now
             self._hosts[host] = self._hosts.get(host, 0) + 1
-            self._slow_running += slow
+            if share in self._held:
+                self._held[share] += 1
             return lease
 
     def release(self, lease: Lease, answered: bool = True) -> None:
         """Give the lease back; `answered=False` when no request was made (nothing to judge)."""
         now = time.monotonic()
         with self._lock:
-            self._slow_running -= lease.slow
+            if lease.share in self._held:
+                self._held[lease.share] -= 1
             remaining = self._hosts.get(lease.host, 1) - 1
             if remaining:
                 self._hosts[lease.host] = remaining
@@ -113,10 +120,7 @@ class WebhookLimiter:
         """Whether an attempt of this webhook would be let through now (its host aside)."""
         now = time.monotonic()
         with self._lock:
-            state = self._webhooks.get(webhook)
-            if state is None or not self._is_slow(state, now):
-                return state is not None or self._slow_running < self.slow_share
-            return len(state.running) < self.per_webhook and self._slow_running < self.slow_share
+            return self._share(self._webhooks.get(webhook) or _Webhook(), now) is not None
 
     def tracked(self) -> int:
         """How many webhooks this limiter remembers, once the stale ones are dropped."""
@@ -132,6 +136,17 @@ class WebhookLimiter:
         ]
         for key in stale:
             del self._webhooks[key]
+
+    def _share(self, state: _Webhook, now: float) -> str | None:
+        """Which share an attempt of this webhook would be counted in; None: no room."""
+        if not self._is_slow(state, now):
+            return FAST
+        unheard = state.slow_until <= now and not state.running
+        if unheard and self._held[PROBATION] < self.probation_share:
+            return PROBATION
+        if len(state.running) < self.per_webhook and self._held[SLOW] < self.slow_share:
+            return SLOW
+        return None
 
     def _is_slow(self, state: _Webhook, now: float) -> bool:
         if state.slow_until > now:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from shared.db import Database
 from shared.settings import load_settings
@@ -106,15 +107,27 @@ def database(base_env):
 @pytest.fixture
 def clean_state(request, base_env, database):
     """Every test starts with an empty database (plus the default wallet) and an empty broker."""
+    for last_try in (False, False, True):
+        try:
+            _empty_tables(database)
+            break
+        except OperationalError:
+            # The module's worker and beat keep running between tests; the truncation can
+            # deadlock with one of their transactions, which PostgreSQL then aborts.
+            if last_try:
+                raise
+    redis.Redis.from_url(base_env["REDIS_URL"]).flushdb()
+    env = {**base_env, **getattr(request.module, "SERVICE_ENV", {})}
+    prepare_database(load_settings(env))
+
+
+def _empty_tables(database) -> None:
     with database.engine.begin() as connection:
         if database.is_sqlite:
             for table in TABLES:
                 connection.execute(text(f"DELETE FROM {table}"))
         else:
             connection.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
-    redis.Redis.from_url(base_env["REDIS_URL"]).flushdb()
-    env = {**base_env, **getattr(request.module, "SERVICE_ENV", {})}
-    prepare_database(load_settings(env))
 
 
 @pytest.fixture

@@ -51,6 +51,9 @@ class HealthTracker:
     ) -> list[Outgoing]:
         """Note the outcome; on recovery, the first waiting deliveries released (to send)."""
         if result.ok and self._recently_healthy(webhook_id):
+            # Another process may have counted failures since: a success ends the run of them.
+            with self.db.statements() as conn:
+                statements.reset_failures(conn, webhook_id)
             return []
         with self.db.transaction() as session:
             webhook = session.get(Webhook, webhook_id, with_for_update=True, populate_existing=True)
@@ -154,6 +157,11 @@ def tend_circuits(
             disable(session, webhook, now)
             outgoing += operations.webhook_changed(conn, settings, webhook, now)
             continue
+        if webhook.probe_delivery_id is not None and _probe_is_stale(session, webhook):
+            # Its probe will not be attempted (parked at a cap, or failed when its worker died):
+            # pick another now rather than wait for an outcome that never comes.
+            webhook.probe_delivery_id = None
+            webhook.next_probe_at = now
         held = webhook.hold_until is not None and webhook.hold_until > now
         due = webhook.next_probe_at is not None and webhook.next_probe_at <= now
         if webhook.probe_delivery_id is None and due and not held:
@@ -164,6 +172,10 @@ def tend_circuits(
     waiting = select(Delivery.webhook_id).where(Delivery.status == DeliveryStatus.WAITING)
     for webhook_id in session.scalars(waiting.distinct()).all():
         webhook = session.get(Webhook, webhook_id)
+        if webhook is not None and webhook.status == WebhookStatus.DISABLED:
+            # Parked at a cap after it was disabled: recorded, never attempted.
+            statements.fail_waiting(conn, webhook_id, "webhook disabled", now)
+            continue
         if webhook is None or webhook.status != WebhookStatus.ACTIVE:
             continue
         pace = max(webhook.release_pace or 0, RELEASE_PACE_START)
@@ -172,6 +184,11 @@ def tend_circuits(
             webhook.release_pace = min(pace * 2, RELEASE_PACE_MAX)
             outgoing += [Outgoing.from_row(row) for row in released]
     return outgoing
+
+
+def _probe_is_stale(session: Session, webhook: Webhook) -> bool:
+    status = session.scalar(select(Delivery.status).where(Delivery.id == webhook.probe_delivery_id))
+    return status not in (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
 
 
 def disable(session: Session, webhook: Webhook, now: datetime) -> None:

@@ -739,3 +739,15 @@ def insert_operational(conn: Connection, event: dict, delivery: dict) -> tuple:
     conn.execute(insert(Event), event)
     conn.execute(insert(Delivery), delivery)
     return delivery["id"], delivery["url"], delivery["webhook_id"]
+
+
+_RESET_FAILURES = (
+    update(Webhook)
+    .where(Webhook.id == bindparam("webhook_id"), Webhook.consecutive_failures > 0)
+    .values(consecutive_failures=0)
+)
+
+
+def reset_failures(conn: Connection, webhook_id: uuid.UUID) -> None:
+    """A success ends a run of failures (matches nothing while there is none)."""
+    conn.execute(_RESET_FAILURES, {"webhook_id": webhook_id})

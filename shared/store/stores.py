@@ -7,9 +7,12 @@ another attempt is allowed.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from sqlalchemy.exc import DBAPIError
 
 from shared.db import Database
 from shared.settings import Settings
@@ -18,6 +21,7 @@ from shared.store.batcher import Batcher
 from shared.store.statements import AttemptRecord
 from shared.timeutil import as_utc, utcnow
 
+log = logging.getLogger(__name__)
 # A retry message may run a moment before the time the database set (clock skew).
 DUE_SLACK = timedelta(seconds=1)
 
@@ -103,7 +107,12 @@ class DirectStore:
             rows = {row[0]: row for row in statements.claim(conn, delivery_ids, params)}
             unclaimed = [delivery_id for delivery_id in delivery_ids if delivery_id not in rows]
             if unclaimed:  # duplicates, or deliveries whose webhook does not take attempts now
-                statements.park_blocked(conn, unclaimed, params)
+                try:
+                    statements.park_blocked(conn, unclaimed, params)
+                except DBAPIError as exc:
+                    # The claims are committed already: they must go out. What stays pending
+                    # here is parked on its next message, or sent again by the sweep.
+                    log.warning("could not park %d deliveries: %s", len(unclaimed), exc.code)
         # A duplicate message in the same batch gets nothing: pop, not get.
         return [
             None

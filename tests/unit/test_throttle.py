@@ -9,7 +9,13 @@ HOST = "http://receiver.example:8080"
 
 
 def _limiter(**caps) -> WebhookLimiter:
-    options = {"per_webhook": 2, "per_host": 100, "slow_share": 100, "slow_after": 1.0}
+    options = {
+        "per_webhook": 2,
+        "per_host": 100,
+        "slow_share": 100,
+        "slow_after": 1.0,
+        "probation_share": 1,
+    }
     return WebhookLimiter(**{**options, **caps})
 
 
@@ -27,11 +33,25 @@ def test_a_webhook_not_heard_from_yet_is_capped_and_others_on_its_host_are_not()
 
 
 def test_slow_and_unproven_webhooks_together_hold_a_bounded_share():
-    limiter = _limiter(per_webhook=4, slow_share=6)
+    limiter = _limiter(per_webhook=4, slow_share=6, probation_share=2)
     held = [
         limiter.acquire(f"hanging-{n}", f"http://host{n}:80") for n in range(8) for _ in range(4)
     ]
-    assert sum(lease is not None for lease in held) == 6
+    # Six in the slow share, and two first attempts on probation.
+    assert sum(lease is not None for lease in held) == 8
+
+
+def test_a_new_webhook_gets_a_first_attempt_while_hanging_ones_fill_the_slow_share():
+    limiter = _limiter(per_webhook=4, slow_share=4, slow_after=0.01)
+    for n in range(2):  # two webhooks found slow: their first attempts took too long
+        first = limiter.acquire(f"hanging-{n}", HOST)
+        time.sleep(0.02)
+        limiter.release(first)
+    held = [limiter.acquire(f"hanging-{n}", HOST) for n in range(2) for _ in range(4)]
+    assert sum(lease is not None for lease in held) == 4  # the slow share is full
+    first = limiter.acquire("brand-new", HOST)
+    assert first is not None and first.share == "probation"
+    assert limiter.acquire("brand-new", HOST) is None  # one first attempt, not more
 
 
 def test_a_fast_webhook_is_not_capped_by_the_slow_share():
@@ -39,8 +59,9 @@ def test_a_fast_webhook_is_not_capped_by_the_slow_share():
     _answered_quickly(limiter, "fast")
     leases = [limiter.acquire("fast", HOST) for _ in range(10)]
     assert all(lease is not None for lease in leases)
-    assert limiter.acquire("unproven", "http://other:80") is not None  # the one slow slot
-    assert limiter.acquire("unproven-2", "http://other:80") is None  # the share is taken
+    assert limiter.acquire("unproven", "http://other:80") is not None  # on probation
+    assert limiter.acquire("unproven-2", "http://other:80") is not None  # the one slow slot
+    assert limiter.acquire("unproven-3", "http://other:80") is None  # both shares are taken
 
 
 def test_the_per_host_cap_holds_for_everyone():
@@ -84,12 +105,12 @@ def test_hosts_are_told_apart_by_scheme_host_and_port():
 
 
 def test_room_is_what_acquire_would_grant():
-    limiter = _limiter(per_webhook=1, slow_share=2)
-    assert limiter.has_room("new")  # unknown: only the slow share counts
-    lease = limiter.acquire("new", HOST)
+    limiter = _limiter(per_webhook=1, slow_share=1)
+    assert limiter.has_room("new")
+    lease = limiter.acquire("new", HOST)  # its first attempt, on probation
     assert not limiter.has_room("new")  # unproven and at its cap
     assert limiter.has_room("other")
-    limiter.acquire("other", "http://other:80")
-    assert not limiter.has_room("third")  # the slow share is taken
+    limiter.acquire("other", "http://other:80")  # the slow share's one slot
+    assert not limiter.has_room("third")  # probation and the slow share are taken
     limiter.release(lease)
     assert limiter.has_room("third")
