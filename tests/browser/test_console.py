@@ -34,7 +34,7 @@ def text(browser) -> str:
 
 def click(browser, css: str) -> None:
     """Click what leads to another page, and wait until that page has replaced this one."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
 
     old = find(browser, "html")
     find(browser, css).click()
@@ -42,8 +42,12 @@ def click(browser, css: str) -> None:
     def replaced():
         try:
             old.is_enabled()  # raises once the page is gone
-        except StaleElementReferenceException:
-            return bool(find_all(browser, "body"))
+        except WebDriverException:
+            # Stale, or (during the navigation itself) "node does not belong to the document".
+            try:
+                return bool(find_all(browser, "body"))
+            except WebDriverException:
+                return False
         return False
 
     wait_until(replaced, f"the page after clicking {css}")
