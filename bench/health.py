@@ -127,7 +127,7 @@ def outage(ctx: Context) -> dict:
             if missed <= client.arrivals("/outage").keys():
                 break
             time.sleep(1.0)
-        raw = client._call("/_arrivals?path=/outage")
+        raw = client.all_arrivals("/outage")
         memory = sampler.stop()
         attempts = _count(
             ctx,

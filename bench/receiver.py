@@ -162,10 +162,14 @@ class ReceiverClient:
     def stats(self, path: str) -> dict:
         return self._call("/_stats").get(path, {"count": 0, "first": None, "last": None})
 
+    def all_arrivals(self, path: str) -> list[tuple[str, float]]:
+        """Every request recorded on `path`: [webhook-id, arrival time], repeats included."""
+        return self._call(f"/_arrivals?path={path}")
+
     def arrivals(self, path: str) -> dict[str, float]:
         """webhook-id → the first arrival time of a request carrying it."""
         first: dict[str, float] = {}
-        for webhook_id, arrived in self._call(f"/_arrivals?path={path}"):
+        for webhook_id, arrived in self.all_arrivals(path):
             first.setdefault(webhook_id, arrived)
         return first
 

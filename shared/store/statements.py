@@ -418,7 +418,7 @@ class _Sqlite:
         moved_on = set()
         for r in records:
             params = {
-                **owner_params(r.delivery_id, r.round, r.number),
+                **_owner_params(r.delivery_id, r.round, r.number),
                 "b_started_at": r.started_at,
                 "b_duration_ms": r.duration_ms,
                 "b_status_code": r.status_code,
@@ -444,7 +444,7 @@ def _sql(conn: Connection) -> _Postgres | _Sqlite:
     return _DIALECTS[conn.dialect.name]
 
 
-def owner_params(delivery_id: uuid.UUID, round_: int, number: int) -> dict:
+def _owner_params(delivery_id: uuid.UUID, round_: int, number: int) -> dict:
     """What identifies the attempt that owns a claimed row (for `_STILL_CLAIMED`)."""
     return {"b_delivery_id": delivery_id, "b_round": round_, "b_number": number}
 

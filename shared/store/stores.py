@@ -42,10 +42,6 @@ class Claim:
     secrets: tuple[str, ...]
     record_key: str | None = None  # set when its webhook keeps each record's order
 
-    @property
-    def owner(self) -> dict:
-        return statements.owner_params(self.id, self.round, self.number)
-
 
 def claim_from_row(settings: Settings, row, now: datetime) -> Claim:
     """A Claim from the columns of `statements.CLAIM_RETURNING`."""
