@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 
 from bench.fixtures import Tenant
-from bench.procs import Registry, cpu_seconds, descendants, machine_cpu, pids_named
+from bench.procs import Registry, cpu_by_process, descendants, machine_cpu, pids_named
 from bench.receiver import ReceiverClient
 from bench.stack import Stack
 from shared.db import Database
@@ -93,10 +93,10 @@ class CpuMeter:
             postgres=lambda: pids_named("postgres", database),
             redis=lambda: pids_named("redis-server", redis_port),
         )
-        self.begin: dict[str, float] = {}
+        self.begin: dict = {}
 
-    def _snapshot(self) -> dict[str, float]:
-        values = {name: cpu_seconds(pids()) for name, pids in self.groups.items()}
+    def _snapshot(self) -> dict:
+        values: dict = {name: cpu_by_process(pids()) for name, pids in self.groups.items()}
         values["machine"] = machine_cpu()[0]
         values["wall"] = time.monotonic()
         return values
@@ -105,7 +105,17 @@ class CpuMeter:
         self.begin = self._snapshot()
 
     def stop(self) -> dict[str, float]:
+        """CPU seconds per group over the window.
+
+        Counted process by process: one that started inside the window counts from zero, and
+        one that ended inside it (a database connection closed, say) counts nothing rather
+        than taking its whole past away from the group's sum.
+        """
         end = self._snapshot()
-        used = {name: round(end[name] - self.begin[name], 2) for name in end}
+        used = {name: round(end[name] - self.begin[name], 2) for name in ("machine", "wall")}
+        for name in self.groups:
+            before = self.begin[name]
+            spent = sum(cpu - before.get(key, 0.0) for key, cpu in end[name].items())
+            used[name] = round(spent, 2)
         used["other"] = round(used["machine"] - sum(used[n] for n in self.groups), 2)
         return used

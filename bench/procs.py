@@ -82,14 +82,15 @@ def status_kb(pid: int, key: str) -> int:
     return 0
 
 
-def cpu_seconds(pids) -> float:
-    """User + system CPU time of the given processes (and their reaped children)."""
-    total = 0
+def cpu_by_process(pids) -> dict[tuple[int, str], float]:
+    """User + system CPU seconds of each live process (and its reaped children), keyed by
+    (pid, start time) so that a reused pid counts as a new process."""
+    found = {}
     for pid in pids:
         fields = _stat_fields(pid)
         if fields:
-            total += sum(int(value) for value in fields[11:15])
-    return total / TICK
+            found[(pid, fields[19])] = sum(int(value) for value in fields[11:15]) / TICK
+    return found
 
 
 def pids_named(name: str, mentioning: str = "") -> list[int]:
