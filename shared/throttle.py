@@ -2,16 +2,22 @@
 threads the others need.
 
 A webhook that hangs holds a thread for the whole timeout of each attempt. So a webhook may run
-at most `per_webhook` attempts at once unless it has shown itself fast (an attempt finished
-within `slow_after` seconds in the last `remember` seconds, none took longer since, and none is
-taking longer now); a webhook not heard from yet counts as slow, so one that hangs from its very
-first event is capped before it is found out. Slow and unproven webhooks together may hold at
-most `slow_share` threads (besides one first attempt each for webhooks not heard from yet, a
-quarter of that share for all of them): however many of them hang, the others always find a
-thread. Every host also gets at most `per_host` attempts at once, to protect the receivers.
+at most `per_webhook` attempts at once unless it has shown itself fast (its receiver answered
+within `slow_after` seconds in the last `remember` seconds, none took longer since, and no
+request is taking longer now); a webhook not heard from yet counts as slow, so one that hangs
+from its very first event is capped before it is found out. Slow and unproven webhooks together
+may hold at most `slow_share` threads (besides one first attempt each for webhooks not heard
+from yet, a quarter of that share for all of them): however many of them hang, the others
+always find a thread. Every host also gets at most `per_host` attempts at once, to protect the
+receivers.
 
 What is counted is what runs now, in memory: nothing to leak when a worker dies, no round trip
 on the hot path. A webhook's entry is dropped once nothing runs and nothing is remembered.
+
+Only the receiver's own time counts: the request, from `sending` to `answered`. The time an
+attempt spends on this side (waiting for a database connection or for its claim, on a busy
+machine) says nothing about the receiver, and counting it made a backlog's healthy webhook look
+slow exactly when the caps cost most.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ def host_key(url: str) -> str:
 
 @dataclass
 class _Webhook:
-    running: dict[object, float] = field(default_factory=dict)  # token -> start
+    # token -> when its request started; None while the attempt is still on this side
+    running: dict[object, float | None] = field(default_factory=dict)
     slow_until: float = 0.0  # an attempt took longer than slow_after: capped until then
     fast_until: float = 0.0  # an attempt finished quickly: uncapped until then, unless slow
 
@@ -87,14 +94,38 @@ class WebhookLimiter:
             if share is None or self._hosts.get(host, 0) >= self.per_host:
                 return None
             lease = Lease(webhook, host, share)
-            state.running[lease.token] = now
+            state.running[lease.token] = None
             self._hosts[host] = self._hosts.get(host, 0) + 1
             if share in self._held:
                 self._held[share] += 1
             return lease
 
-    def release(self, lease: Lease, answered: bool = True) -> None:
-        """Give the lease back; `answered=False` when no request was made (nothing to judge)."""
+    def sending(self, lease: Lease) -> None:
+        """The attempt's request starts now: from here until `answered`, its time is the
+        receiver's."""
+        with self._lock:
+            state = self._webhooks.get(lease.webhook)
+            if state is not None and lease.token in state.running:
+                state.running[lease.token] = time.monotonic()
+
+    def answered(self, lease: Lease, took: float) -> None:
+        """The receiver answered (or failed) after `took` seconds: judge the webhook by it."""
+        now = time.monotonic()
+        with self._lock:
+            state = self._webhooks.get(lease.webhook)
+            if state is None:
+                return
+            if lease.token in state.running:
+                state.running[lease.token] = None  # recording the outcome is our time again
+            if took > self.slow_after:
+                state.slow_until = now + self.remember
+                state.fast_until = 0.0
+            else:
+                state.fast_until = now + self.remember
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease back. One released without `answered` made no request: nothing to
+        judge the webhook by (only an answer may lift the cap on one not heard from yet)."""
         now = time.monotonic()
         with self._lock:
             if lease.share in self._held:
@@ -107,12 +138,7 @@ class WebhookLimiter:
             state = self._webhooks.get(lease.webhook)
             if state is None:
                 return
-            started = state.running.pop(lease.token, now)
-            if now - started > self.slow_after:
-                state.slow_until = now + self.remember
-                state.fast_until = 0.0
-            elif answered:
-                state.fast_until = now + self.remember
+            state.running.pop(lease.token, None)
             if not state.running and max(state.slow_until, state.fast_until) <= now:
                 del self._webhooks[lease.webhook]
 
@@ -151,7 +177,7 @@ class WebhookLimiter:
     def _is_slow(self, state: _Webhook, now: float) -> bool:
         if state.slow_until > now:
             return True
-        oldest = min(state.running.values(), default=now)
+        oldest = min((t for t in state.running.values() if t is not None), default=now)
         if now - oldest > self.slow_after:
             return True
         return state.fast_until <= now  # not (recently) seen fast: not trusted yet

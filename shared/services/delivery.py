@@ -22,7 +22,7 @@ from shared.services.health import HealthTracker
 from shared.settings import Settings
 from shared.store.statements import AttemptRecord
 from shared.store.stores import Claim, DirectStore
-from shared.throttle import WebhookLimiter
+from shared.throttle import Lease, WebhookLimiter
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ def record_attempt(
         result.error,
         STATUS_AFTER[outcome],
         retry_at,
+        claimed.webhook_id,
     )
     # The row moved on without us: cancelled, or the sweep declared this attempt lost.
     return outcome if store.record(attempt) else SKIPPED
@@ -114,12 +115,10 @@ class Deliverer:
                 return Attempted(DEFERRED)
         attempted = Attempted(SKIPPED)
         try:
-            attempted = self._attempt(delivery_id)
+            attempted = self._attempt(delivery_id, lease)
         finally:
             if lease is not None:
-                # Nothing claimed (a duplicate message): no request, so no sign of the
-                # webhook's speed; only an answer may lift the cap on one not heard from yet.
-                self.limiter.release(lease, answered=attempted.outcome != SKIPPED)
+                self.limiter.release(lease)
         if lease is not None:
             attempted.to_send += self._release_one_parked()
         return attempted
@@ -142,14 +141,20 @@ class Deliverer:
                 return [Outgoing.from_row(row) for row in freed]
             # Nothing of it waits (or its circuit is open): it leaves the turns.
 
-    def _attempt(self, delivery_id: uuid.UUID) -> Attempted:
+    def _attempt(self, delivery_id: uuid.UUID, lease: Lease | None) -> Attempted:
         started = utcnow()
         claimed = self.store.claim(delivery_id)
         if claimed is None:
             return Attempted(SKIPPED)
         body = claimed.body.encode()
         headers = request_headers(claimed, int(started.timestamp()), body)
+        # The caps judge a webhook by its receiver's time alone, not by how long this
+        # process took to claim and record on a busy machine.
+        if lease is not None:
+            self.limiter.sending(lease)
         result = self.sender.post(claimed.url, body, headers)
+        if lease is not None:
+            self.limiter.answered(lease, result.duration_ms / 1000)
         outcome = record_attempt(self.store, self.store.settings, claimed, started, result)
         released = self.health.after_attempt(claimed.webhook_id, claimed.id, result)
         if claimed.record_key is not None and outcome in (DELIVERED, FAILED):

@@ -19,8 +19,15 @@ def _limiter(**caps) -> WebhookLimiter:
     return WebhookLimiter(**{**options, **caps})
 
 
+def _answered(limiter: WebhookLimiter, webhook: str, took: float, host: str = HOST) -> None:
+    lease = limiter.acquire(webhook, host)
+    limiter.sending(lease)
+    limiter.answered(lease, took)
+    limiter.release(lease)
+
+
 def _answered_quickly(limiter: WebhookLimiter, webhook: str, host: str = HOST) -> None:
-    limiter.release(limiter.acquire(webhook, host))
+    _answered(limiter, webhook, 0.01, host)
 
 
 def test_a_webhook_not_heard_from_yet_is_capped_and_others_on_its_host_are_not():
@@ -44,9 +51,7 @@ def test_slow_and_unproven_webhooks_together_hold_a_bounded_share():
 def test_a_new_webhook_gets_a_first_attempt_while_hanging_ones_fill_the_slow_share():
     limiter = _limiter(per_webhook=4, slow_share=4, slow_after=0.01)
     for n in range(2):  # two webhooks found slow: their first attempts took too long
-        first = limiter.acquire(f"hanging-{n}", HOST)
-        time.sleep(0.02)
-        limiter.release(first)
+        _answered(limiter, f"hanging-{n}", 0.02)
     held = [limiter.acquire(f"hanging-{n}", HOST) for n in range(2) for _ in range(4)]
     assert sum(lease is not None for lease in held) == 4  # the slow share is full
     first = limiter.acquire("brand-new", HOST)
@@ -75,7 +80,7 @@ def test_the_per_host_cap_holds_for_everyone():
 
 def test_a_share_given_back_without_a_request_does_not_count_as_an_answer():
     limiter = _limiter(per_webhook=1)
-    limiter.release(limiter.acquire("w", HOST), answered=False)
+    limiter.release(limiter.acquire("w", HOST))  # no request was made: nothing answered
     assert limiter.acquire("w", HOST) is not None
     assert limiter.acquire("w", HOST) is None  # still not heard from: still capped
 
@@ -83,11 +88,31 @@ def test_a_share_given_back_without_a_request_does_not_count_as_an_answer():
 def test_a_fast_webhook_is_capped_as_soon_as_an_attempt_is_slow():
     limiter = _limiter(per_webhook=1, slow_after=0.05)
     _answered_quickly(limiter, "w")
-    slow = limiter.acquire("w", HOST)
-    time.sleep(0.1)
-    limiter.release(slow)
+    _answered(limiter, "w", 0.1)
     assert limiter.acquire("w", HOST) is not None
     assert limiter.acquire("w", HOST) is None
+
+
+def test_a_request_running_long_caps_its_webhook_before_it_ends():
+    limiter = _limiter(per_webhook=1, slow_after=0.05)
+    _answered_quickly(limiter, "w")
+    hanging = limiter.acquire("w", HOST)
+    limiter.sending(hanging)
+    time.sleep(0.1)
+    assert limiter.acquire("w", HOST) is None  # its request is taking long: capped already
+
+
+def test_time_spent_on_this_side_does_not_make_a_webhook_slow():
+    """Waiting for a database connection on a busy worker is not the receiver's doing."""
+    limiter = _limiter(per_webhook=1, slow_after=0.05)
+    _answered_quickly(limiter, "w")
+    waiting = limiter.acquire("w", HOST)  # claimed, but its request has not started
+    time.sleep(0.1)
+    assert limiter.acquire("w", HOST) is not None  # still fast: not capped
+    limiter.sending(waiting)
+    limiter.answered(waiting, 0.01)
+    time.sleep(0.1)  # now recording its outcome, on this side again
+    assert limiter.acquire("w", HOST) is not None
 
 
 def test_stale_webhooks_are_forgotten():
