@@ -51,9 +51,8 @@ class HealthTracker:
     ) -> list[Outgoing]:
         """Note the outcome; on recovery, the first waiting deliveries released (to send)."""
         if result.ok and self._recently_healthy(webhook_id):
-            # Another process may have counted failures since: a success ends the run of them.
-            with self.db.statements() as conn:
-                statements.reset_failures(conn, webhook_id)
+            # Failures other processes counted since then were ended by the statement that
+            # recorded this success (`statements.record`): nothing more to write.
             return []
         with self.db.transaction() as session:
             webhook = session.get(Webhook, webhook_id, with_for_update=True, populate_existing=True)

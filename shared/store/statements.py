@@ -81,6 +81,7 @@ class AttemptRecord:
     error: str | None
     status: DeliveryStatus  # the delivery's status after this attempt
     retry_at: datetime | None  # when status is pending: the next attempt's time
+    webhook_id: uuid.UUID | None = None  # given for a success: it ends the webhook's failures
 
 
 def _from_webhook(column):
@@ -512,8 +513,18 @@ def record(conn: Connection, records: list[AttemptRecord], now: datetime) -> set
 
     A delivery whose attempt no longer owns it (cancelled, or declared lost by the sweep) keeps
     its status; its attempt row is stored all the same, so the log shows what was sent.
+
+    A success ends its webhook's run of consecutive failures, which other processes may have
+    been counting. That is a statement of its own, after the record's (on PostgreSQL each
+    commits by itself): in one statement the record would lock the webhook's row after its
+    deliveries', the opposite of the order a webhook's deletion takes them in.
     """
-    return _sql(conn).record(conn, records, now)
+    moved_on = _sql(conn).record(conn, records, now)
+    delivered = DeliveryStatus.DELIVERED
+    succeeded = {r.webhook_id for r in records if r.webhook_id and r.status == delivered}
+    if succeeded:
+        conn.execute(_RESET_FAILURES, {"webhook_ids": sorted(succeeded)})
+    return moved_on
 
 
 def leave_for_sweep(conn: Connection, ids: list[uuid.UUID]) -> None:
@@ -741,13 +752,12 @@ def insert_operational(conn: Connection, event: dict, delivery: dict) -> tuple:
     return delivery["id"], delivery["url"], delivery["webhook_id"]
 
 
+# Matches nothing while there is no run of failures: then it writes (and locks) nothing.
 _RESET_FAILURES = (
     update(Webhook)
-    .where(Webhook.id == bindparam("webhook_id"), Webhook.consecutive_failures > 0)
+    .where(
+        Webhook.id.in_(bindparam("webhook_ids", expanding=True)),
+        Webhook.consecutive_failures > 0,
+    )
     .values(consecutive_failures=0)
 )
-
-
-def reset_failures(conn: Connection, webhook_id: uuid.UUID) -> None:
-    """A success ends a run of failures (matches nothing while there is none)."""
-    conn.execute(_RESET_FAILURES, {"webhook_id": webhook_id})

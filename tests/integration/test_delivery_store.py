@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 from shared.db import Database
-from shared.models import Attempt, Delivery
+from shared.models import Attempt, Delivery, Webhook
 from shared.publishing import publish_event
 from shared.sender import SendResult
 from shared.services.delivery import DELIVERED, FAILED, RETRY, SKIPPED, record_attempt
@@ -214,3 +214,21 @@ def test_a_failing_webhooks_deliveries_wait_and_are_released_oldest_first(db, se
     assert [_row(db, delivery_id).status for delivery_id in ids] == ["pending"] * 2 + [
         "waiting"
     ] * 3
+
+
+def _failures(db, webhook_id) -> int:
+    with db.session() as session:
+        return session.get(Webhook, webhook_id, populate_existing=True).consecutive_failures
+
+
+def test_a_recorded_success_ends_the_failures_other_processes_counted(db, settings):
+    webhook_id, ids = _deliveries(db, settings, 2)
+    with db.transaction() as session:
+        session.get(Webhook, webhook_id).consecutive_failures = 3  # counted by another worker
+    store = delivery_store(db, settings)
+    failed = store.claim(ids[0])
+    assert record_attempt(store, settings, failed, utcnow(), ERROR) == RETRY
+    assert _failures(db, webhook_id) == 3  # a failure is the health tracker's to count
+    succeeded = store.claim(ids[1])
+    assert record_attempt(store, settings, succeeded, utcnow(), OK) == DELIVERED
+    assert _failures(db, webhook_id) == 0
