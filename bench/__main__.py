@@ -16,7 +16,7 @@ from bench.procs import ROOT
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/webhooks_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 SCENARIOS = (
-    "ceiling", "baseline", "floor", "drain", "ingest", "latency", "isolation",
+    "ceiling", "baseline", "floor", "drain", "ingest", "latency", "latency_high", "isolation",
     "isolation_alone", "isolation_same_host", "isolation_many_hosts", "outage", "purge",
     "batch", "ordered",
 )  # fmt: skip
@@ -38,6 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="prefork processes of the naive baseline (Celery's default: the CPU count)",
     )  # fmt: skip
     parser.add_argument("--latency-rate", type=float, default=200.0, help="events/s (200)")
+    parser.add_argument(
+        "--latency-high-rate", type=float, default=400.0, help="latency_high's events/s (400)"
+    )
     parser.add_argument("--isolation-rate", type=float, default=100.0, help="events/s (100)")
     parser.add_argument(
         "--outage-seconds", type=float, help="how long the outage receiver refuses (600; quick: 60)"
@@ -102,6 +105,7 @@ def main(argv=None) -> int:
         baseline_concurrency=args.baseline_concurrency,
         profile=args.profile,
         latency_rate=args.latency_rate,
+        latency_high_rate=args.latency_high_rate,
         isolation_rate=args.isolation_rate,
     )
     command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -123,10 +127,11 @@ def main(argv=None) -> int:
         registry.stop_all()
     payload.update(
         results=results,
+        peak_rss_mb={role: round(kb / 1024, 1) for role, kb in registry.peak_rss_kb.items()},
         elapsed_s=round(time.monotonic() - began, 1),
         load_average_after=load_average(),
     )
-    all_rows = report.rows(results)
+    all_rows = report.rows(results, payload["peak_rss_mb"])
     print(report.table(all_rows))
     note = report.busy_note(results, os.cpu_count() or 1)
     if note:
@@ -183,6 +188,7 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
             "drain": scenarios.drain,
             "ingest": paced.ingest,
             "latency": paced.latency,
+            "latency_high": paced.latency_high,
             "isolation": paced.isolation,
             "isolation_alone": health.isolation_alone,
             "isolation_same_host": health.isolation_same_host,

@@ -33,6 +33,7 @@ class Options:
     baseline_concurrency: int
     profile: bool = False  # py-spy the workers during drain
     latency_rate: float = 200.0
+    latency_high_rate: float = 400.0
     isolation_rate: float = 100.0
     outage_seconds: float = 600.0  # how long the outage scenario's receiver refuses
 

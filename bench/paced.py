@@ -89,6 +89,11 @@ def latency(ctx: Context) -> dict:
     return _paced(ctx, "latency", ["latency"], ctx.options.latency_rate, "/latency")
 
 
+def latency_high(ctx: Context) -> dict:
+    """The same at a higher rate (400 events/s by default), on the same tenant."""
+    return _paced(ctx, "latency_high", ["latency"], ctx.options.latency_high_rate, "/latency")
+
+
 def isolation(ctx: Context) -> dict:
     """Half the events to a receiver that never answers: latency of the healthy half."""
     return _paced(ctx, "isolation", ["stalled", "healthy"], ctx.options.isolation_rate, "/healthy")
@@ -112,9 +117,17 @@ def _paced(ctx: Context, name: str, tenants: list[str], rate: float, path: str) 
             worker.wait_for_log(" ready.", 90)
         keys = [ctx.tenants[tenant].api_key for tenant in tenants]
         command = _load(ctx, port, keys, rate=rate, threads=PACED_THREADS)
+        # Every process of the service, from the first request (warm-up included) until the
+        # last watched event arrived: its CPU over the events it delivered meanwhile.
+        meter = CpuMeter(
+            {"web": [procs[0].pid], "worker": [w.pid for w in workers], "beat": [procs[-1].pid]},
+            ctx,
+        )
+        meter.start()
         out = ctx.run_jobs(name, [command], opts.duration + 90)[0]
         sent = {r[3]: r[0] for r in out["requests"] if r[2] == 202 and r[4] in watched}
         arrivals = _wait_for(ctx, path, set(sent), opts.tail_seconds)
+        cpu = meter.stop()
         statuses = _status_counts(ctx, tenants)
         outcomes = task_outcomes(workers)
     finally:
@@ -139,9 +152,25 @@ def _paced(ctx: Context, name: str, tenants: list[str], rate: float, path: str) 
         "p99_ms": _ms(percentile(delays, 99)),
         "max_ms": _ms(delays[-1]) if delays else None,
         "api_p95_ms": _ms(percentile(api, 95)),
+        "cpu_seconds": cpu,
+        "service_cpu_ms_per_delivered": _service_cost(cpu, statuses),
         "deliveries_by_status": statuses,
         "task_outcomes": outcomes,
     }
+
+
+SERVICE_PARTS = ("web", "worker", "beat", "postgres", "redis")
+
+
+def _service_cost(cpu: dict, statuses: dict) -> dict | None:
+    """Milliseconds of CPU per delivered event: each part of the service, and their total."""
+    delivered = sum(counts.get("delivered", 0) for counts in statuses.values())
+    if not delivered:
+        return None
+    cost = {part: round(cpu[part] * 1000 / delivered, 3) for part in SERVICE_PARTS}
+    cost["total"] = round(sum(cpu[part] for part in SERVICE_PARTS) * 1000 / delivered, 3)
+    cost["delivered"] = delivered
+    return cost
 
 
 def _wait_for(ctx: Context, path: str, ids: set[str], tail: float) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import sys
 import threading
@@ -17,6 +18,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 Proc = Process  # the name the bench uses
+# The service's own processes, as Stack names them (the bench's helpers are not counted).
+SERVICE_PROCESS = re.compile(r"(web|worker\d*|beat)")
 
 
 class Registry:
@@ -25,6 +28,8 @@ class Registry:
     def __init__(self, logdir: Path):
         self.logdir = logdir
         self.procs: list[Proc] = []
+        # The largest peak RSS (VmHWM) of a single service process, by role, over the run.
+        self.peak_rss_kb: dict[str, int] = {}
 
     @classmethod
     def fresh(cls, logdir: Path) -> Registry:
@@ -40,6 +45,10 @@ class Registry:
 
     def stop(self, *procs: Proc, grace: float = 10.0) -> None:
         for proc in procs:
+            if SERVICE_PROCESS.fullmatch(proc.name):
+                role = proc.name.rstrip("0123456789")
+                peak = max((status_kb(pid, "VmHWM") for pid in descendants(proc.pid)), default=0)
+                self.peak_rss_kb[role] = max(self.peak_rss_kb.get(role, 0), peak)
             proc.stop(grace)
             if proc in self.procs:
                 self.procs.remove(proc)

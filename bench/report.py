@@ -40,7 +40,7 @@ def ms(value, waited: float | None = None) -> str:
     return f"{value:,.1f} ms"
 
 
-def rows(results: dict) -> list[Row]:
+def rows(results: dict, peak_rss_mb: dict | None = None) -> list[Row]:
     out: list[Row] = []
     for name, result in results.items():
         if "error" in result:
@@ -89,10 +89,9 @@ def rows(results: dict) -> list[Row]:
         stored = f"{ingest['events_stored']:,} / {answered:,}"
         kept = ingest["events_stored"] == answered
         out.append(Row("ingest", "events stored / 202 answers", stored, "equal", kept))
-        if ingest.get("web_cpu_ms_per_event"):
-            cost = f"{ingest['web_cpu_ms_per_event']:.1f} ms"
-            out.append(Row("ingest", "web CPU per accepted event", cost))
     out += _latency_rows("latency", results.get("latency", {}), ((95, 50), (99, 150)))
+    out += _latency_rows("latency_high", results.get("latency_high", {}), ((95, None), (99, None)))
+    out += _cost_rows(results, peak_rss_mb or {})
     out += _latency_rows("isolation", results.get("isolation", {}), ((95, 100), (99, None)))
     out += _health_rows(results)
     purged = results.get("purge", {})
@@ -110,6 +109,46 @@ def rows(results: dict) -> list[Row]:
                 f"{during['p95_ms']} ms"),
         ]  # fmt: skip
     out += _producer_rows(results.get("batch", {}), results.get("ordered", {}))
+    return out
+
+
+def _cost_rows(results: dict, peak_rss_mb: dict) -> list[Row]:
+    """Costs against Celery's floor measured in the same run (issue 13), and peak memory."""
+    floor = results.get("floor", {})
+    per_task = floor.get("worker_cpu_ms_per_task")
+    out = []
+
+    def against_floor(scenario, figure, cost, limit):
+        if not cost:
+            return
+        if per_task:
+            ratio = cost / per_task
+            measured = f"{cost:.2f} ms = {ratio:.1f} × floor"
+            out.append(Row(scenario, figure, measured, f"≤ {limit} × floor", ratio <= limit))
+        else:
+            out.append(Row(scenario, figure, f"{cost:.2f} ms"))
+
+    drain, ingest = results.get("drain", {}), results.get("ingest", {})
+    against_floor("drain", "worker CPU per delivery", drain.get("worker_cpu_ms_per_delivery"), 2)
+    against_floor("ingest", "web CPU per accepted event", ingest.get("web_cpu_ms_per_event"), 2)
+    if drain.get("rate") and floor.get("rate"):
+        share = drain["rate"] / floor["rate"]
+        out.append(Row("drain", "rate against the floor's", f"{share:.2f} ×", "≥ 0.5 ×",
+                       share >= 0.5 and drain["complete"]))  # fmt: skip
+    for name in ("latency", "latency_high"):
+        cost = results.get(name, {}).get("service_cpu_ms_per_delivered")
+        if not cost:
+            continue
+        figure = f"service CPU per delivered event at {results[name]['rate']:g}/s"
+        against_floor(name, figure, cost["total"], 5)
+        parts = " · ".join(f"{part} {cost[part]:.2f}" for part in cost if part not in (
+            "total", "delivered"))  # fmt: skip
+        out.append(Row(name, "  by process, ms per delivered event", parts))
+    if peak_rss_mb:
+        peaks = " · ".join(f"{role} {mb:.0f}" for role, mb in sorted(peak_rss_mb.items()))
+        largest = max(peak_rss_mb.values())
+        out.append(Row("all", "peak RSS of each service process, MB", peaks, "≤ 150 MB",
+                       largest <= 150))  # fmt: skip
     return out
 
 
@@ -135,9 +174,6 @@ def _drain_rows(drain: dict, ceiling: dict, base: dict) -> list[Row]:
     every = drain["attempts_recorded"] == drain["receiver_requests"] >= drain["delivered"]
     figure = "attempt rows / requests the receiver got"
     out.append(Row("drain", figure, recorded, "equal", every))
-    if drain["worker_cpu_ms_per_delivery"]:
-        cost = f"{drain['worker_cpu_ms_per_delivery']:.1f} ms"
-        out.append(Row("drain", "worker CPU per delivery", cost))
     peak = drain["peak_process_rss_mb"]
     out.append(
         Row("drain", "peak RSS of a worker process", f"{peak:.0f} MB", "≤ 150 MB", peak <= 150)
