@@ -63,7 +63,11 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
         settings=settings,
         # gunicorn runs 8 threads per process (gunicorn.conf.py); PostgreSQL allows ~100
         # connections in all, shared with the workers.
-        db=Database(settings.database_url, pool_size=8),
+        db=Database(
+            settings.database_url,
+            pool_size=8,
+            prepared_statements=settings.database_prepared_statements,
+        ),
         dispatch=dispatch,
         metrics=MetricsRecorder(settings.redis_url),
     )

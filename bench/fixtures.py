@@ -19,8 +19,8 @@ from shared.settings import Settings
 def recreate_database(database_url: str) -> None:
     """Drop and create the bench's own database (its name must say `bench`)."""
     url = make_url(database_url)
-    if url.drivername in ("postgres", "postgresql"):
-        url = url.set(drivername="postgresql+psycopg2")  # the driver the service installs
+    if url.drivername in ("postgres", "postgresql", "postgresql+psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")  # the driver the service installs
     name = url.database or ""
     if "bench" not in name:
         raise SystemExit(

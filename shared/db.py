@@ -10,9 +10,16 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+# psycopg prepares a statement on the server once a connection has run it this many times.
+PREPARE_AFTER = 5
+
 
 def make_engine(
-    database_url: str, pool_size: int = 10, pre_ping: bool = True, autocommit: bool = False
+    database_url: str,
+    pool_size: int = 10,
+    pre_ping: bool = True,
+    autocommit: bool = False,
+    prepared_statements: bool = True,
 ) -> Engine:
     if database_url.startswith("sqlite"):
         _ensure_sqlite_folder(database_url)
@@ -40,6 +47,9 @@ def make_engine(
             "keepalives_idle": 30,
             "keepalives_interval": 10,
             "keepalives_count": 3,
+            # The hot statements (publish, claim, record) are then parsed and planned once per
+            # connection instead of on every call.
+            "prepare_threshold": PREPARE_AFTER if prepared_statements else None,
         },
         **options,
     )
@@ -67,13 +77,24 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
 class Database:
     """An engine and its session factory; one per process."""
 
-    def __init__(self, database_url: str, pool_size: int = 10, pre_ping: bool = True):
+    def __init__(
+        self,
+        database_url: str,
+        pool_size: int = 10,
+        pre_ping: bool = True,
+        prepared_statements: bool = True,
+    ):
         self.url = database_url
-        self.engine = make_engine(database_url, pool_size, pre_ping)
+        self.prepared_statements = prepared_statements
+        self.engine = make_engine(
+            database_url, pool_size, pre_ping, prepared_statements=prepared_statements
+        )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Its own pool, which opens connections only when statements() is first used.
         self._autocommit_engine = (
-            None if self.is_sqlite else make_engine(database_url, pool_size, pre_ping, True)
+            None
+            if self.is_sqlite
+            else make_engine(database_url, pool_size, pre_ping, True, prepared_statements)
         )
 
     @property

@@ -33,6 +33,9 @@ class Settings:
     port: int = 8080
     api_prefix: str = "/cloud-agent"
     database_url: str = EMBEDDED_DATABASE_URL
+    # PostgreSQL plans a statement once per connection and reuses the plan; off for a
+    # transaction-pooling PgBouncer older than 1.21, which cannot keep them.
+    database_prepared_statements: bool = True
     redis_url: str = DEFAULT_REDIS_URL
     admin_token: str | None = None
     api_key_enabled: bool = True
@@ -166,10 +169,11 @@ def is_http_url(value: str) -> bool:
 
 def _database_url(env: Mapping[str, str]) -> str:
     value = _text(env, "DATABASE_URL") or EMBEDDED_DATABASE_URL
-    # PaaS add-ons hand out postgres:// URLs; SQLAlchemy wants an explicit driver.
-    for prefix in ("postgres://", "postgresql://"):
+    # PaaS add-ons hand out postgres:// URLs; SQLAlchemy wants an explicit driver, and the
+    # service installs psycopg 3 (a URL naming psycopg2 gets it too).
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
         if value.startswith(prefix):
-            return "postgresql+psycopg2://" + value[len(prefix) :]
+            return "postgresql+psycopg://" + value[len(prefix) :]
     if not (value.startswith("postgresql+") or value.startswith("sqlite")):
         raise SettingsError(f"DATABASE_URL: expected postgresql://… or sqlite:///…, got {value!r}")
     return value
@@ -212,6 +216,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         port=_number(env, "PORT", 8080, int, 1, 65535),
         api_prefix=_prefix(env),
         database_url=_database_url(env),
+        database_prepared_statements=_bool(env, "DATABASE_PREPARED_STATEMENTS", True),
         redis_url=_redis_url(env),
         admin_token=_text(env, "ADMIN_TOKEN"),
         api_key_enabled=_bool(env, "API_KEY_ENABLED", True),

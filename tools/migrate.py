@@ -34,7 +34,11 @@ def prepare_database(settings: Settings) -> None:
 
     Idempotent and safe to run from several processes at once.
     """
-    db = Database(settings.database_url, pool_size=1)
+    db = Database(
+        settings.database_url,
+        pool_size=1,
+        prepared_statements=settings.database_prepared_statements,
+    )
     try:
         with db.engine.connect() as connection:
             if not db.is_sqlite:

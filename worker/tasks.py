@@ -56,7 +56,12 @@ class _Resources:
         # No ping before each checkout: it is a round trip per statement on the hot path.
         # After a database restart the first statement on a dead connection fails, the pool
         # is renewed, and the sweep recovers the deliveries of that batch.
-        db = Database(settings.database_url, pool_size=8, pre_ping=False)
+        db = Database(
+            settings.database_url,
+            pool_size=8,
+            pre_ping=False,
+            prepared_statements=settings.database_prepared_statements,
+        )
         cls.deliverer = Deliverer(
             store=delivery_store(db, settings),
             sender=Sender(settings),

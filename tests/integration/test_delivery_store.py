@@ -11,13 +11,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from shared.db import Database
+from shared.db import PREPARE_AFTER, Database
 from shared.models import Attempt, Delivery, Webhook
 from shared.publishing import publish_event
 from shared.sender import SendResult
 from shared.services.delivery import DELIVERED, FAILED, RETRY, SKIPPED, record_attempt
 from shared.services.webhooks import create_webhook, delete_webhook
 from shared.settings import load_settings
+from shared.store import statements
 from shared.store.statements import AttemptRecord
 from shared.store.stores import BatchedStore, delivery_store
 from shared.timeutil import as_utc, utcnow
@@ -27,18 +28,24 @@ from tools.migrate import prepare_database
 DEFAULT_WALLET = uuid.UUID(int=0)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"], scope="module")
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-unprepared"], scope="module")
 def store_database(request, base_env, tmp_path_factory):
     """Each dialect's statements, whichever db the rest of the suite runs on: SQLite in
-    a file of its own, PostgreSQL when TEST_DATABASE_URL names one."""
+    a file of its own, PostgreSQL when TEST_DATABASE_URL names one, with server-side prepared
+    statements (the default) and without (DATABASE_PREPARED_STATEMENTS=false, for PgBouncer)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'store.db'}"
     else:
         url = base_env["DATABASE_URL"]
         if not url.startswith("postgresql"):
             pytest.skip("PostgreSQL's statements need TEST_DATABASE_URL")
-    prepare_database(load_settings({**base_env, "DATABASE_URL": url}))
-    db = Database(load_settings({**base_env, "DATABASE_URL": url}).database_url)
+    prepared = "false" if request.param.endswith("unprepared") else "true"
+    env = {**base_env, "DATABASE_URL": url, "DATABASE_PREPARED_STATEMENTS": prepared}
+    settings = load_settings(env)
+    prepare_database(settings)
+    db = Database(
+        settings.database_url, prepared_statements=settings.database_prepared_statements
+    )
     yield db
     db.dispose()
 
@@ -232,3 +239,22 @@ def test_a_recorded_success_ends_the_failures_other_processes_counted(db, settin
     succeeded = store.claim(ids[1])
     assert record_attempt(store, settings, succeeded, utcnow(), OK) == DELIVERED
     assert _failures(db, webhook_id) == 0
+
+
+def _prepared_on_the_server(db, settings, runs: int) -> int:
+    """Claim through one connection `runs` times; how many statements it then has prepared."""
+    params = {"max_attempts": 3, "due_by": utcnow(), "lease_until": utcnow(), "now": utcnow()}
+    with db.statements() as conn:
+        for _ in range(runs):
+            statements.claim(conn, [uuid.uuid4()], params)
+        return conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
+
+
+def test_hot_statements_are_prepared_on_the_server_unless_turned_off(db, settings):
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's prepared statements")
+    prepared = _prepared_on_the_server(db, settings, PREPARE_AFTER + 1)
+    if db.prepared_statements:
+        assert prepared >= 1
+    else:
+        assert prepared == 0

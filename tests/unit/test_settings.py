@@ -22,7 +22,9 @@ def test_defaults_are_the_contracts():
 
 def test_paas_database_urls_get_a_driver():
     url = load_settings({"DATABASE_URL": "postgres://u:p@db:5432/x"}).database_url
-    assert url == "postgresql+psycopg2://u:p@db:5432/x"
+    assert url == "postgresql+psycopg://u:p@db:5432/x"
+    url = load_settings({"DATABASE_URL": "postgresql+psycopg2://u:p@db/x"}).database_url
+    assert url == "postgresql+psycopg://u:p@db/x"  # the driver the service installs
 
 
 @pytest.mark.parametrize(
