@@ -1,6 +1,7 @@
 """Sending delivery tasks: what the API (and in-process producers) call after their commit."""
 
 import time
+import uuid
 from collections.abc import Sequence
 
 from shared.publishing import Outgoing
@@ -15,21 +16,43 @@ def send_deliveries(deliveries: Sequence[Outgoing]) -> None:
 
     A task carries the delivery's id, its webhook and its host (scheme://host:port), so that a
     worker applies the caps before touching the database.
+
+    Each message is Celery's own (its protocol's headers and body, built by Celery), published
+    straight to the queue: `send_task`'s routing, option merging, signals and argument
+    reprs are for tasks in general and cost the API about a third of its per-message time
+    here, where the queue and the options never change.
     """
     # When the message was sent: the sweep compares it with the deliveries' enqueued_at to
     # tell which ones may still be queued.
-    headers = {SENT_AT: time.time()}
+    sent_at = time.time()
+    conf = celery_app.conf
     with celery_app.producer_or_acquire() as producer:
         for delivery in deliveries:
-            celery_app.send_task(
+            args = [str(delivery.id)]
+            kwargs = {"webhook": str(delivery.webhook_id), "host": delivery.host}
+            task_id = str(uuid.uuid4())
+            message = celery_app.amqp.as_task_v2(
+                task_id,
                 DELIVER_TASK,
-                args=[str(delivery.id)],
-                kwargs={"webhook": str(delivery.webhook_id), "host": delivery.host},
-                queue=FIRST_QUEUE,
-                producer=producer,
-                headers=headers,
-                # Celery sends to a direct queue through the default exchange, straight onto
-                # the queue's list; declaring the queue before every message (a retried,
-                # cached check) only cost the API a twentieth of its CPU.
+                args,
+                kwargs,
+                # The worker's log shows these; given, Celery need not build them itself.
+                argsrepr=repr(args),
+                kwargsrepr=repr(kwargs),
+            )
+            message.headers[SENT_AT] = sent_at
+            producer.publish(
+                message.body,
+                # The default exchange routes straight onto the queue's list. No declaration
+                # before every message: that retried, cached check cost a twentieth of the
+                # API's CPU.
+                exchange="",
+                routing_key=FIRST_QUEUE,
                 declare=[],
+                serializer=conf.task_serializer,
+                delivery_mode=2,
+                headers=message.headers,
+                retry=True,
+                retry_policy=conf.task_publish_retry_policy,
+                **message.properties,
             )
