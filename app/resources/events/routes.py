@@ -56,7 +56,8 @@ def _event_wallet(wallet_id, body: dict, where: str = ""):
 @blp.route("")
 class Events(MethodView):
     @caller(blp, TENANT_OR_ADMIN)
-    @blp.arguments(EventCreateSchema)
+    # Instances: given a class, the parser would make a new schema for every request.
+    @blp.arguments(EventCreateSchema())
     @blp.response(202, EventSchema)
     @blp.alt_response(400, schema=ProblemSchema)
     @blp.alt_response(409, schema=ProblemSchema, description="Idempotency-Key used for another")
@@ -85,7 +86,7 @@ class Events(MethodView):
 @blp.route("/batch")
 class EventBatch(MethodView):
     @caller(blp, TENANT_OR_ADMIN)
-    @blp.arguments(EventBatchSchema)
+    @blp.arguments(EventBatchSchema())
     @blp.response(202, EventBatchResultSchema)
     @blp.alt_response(400, schema=ProblemSchema, description="An invalid event; none is stored")
     @blp.alt_response(409, schema=ProblemSchema, description="Idempotency-Key used for another")
