@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
+    Integer,
     Text,
     Uuid,
     and_,
@@ -252,11 +253,13 @@ class _Postgres:
         FROM outcome
         WHERE deliveries.id = outcome.id AND deliveries.status = 'in_flight'
           AND deliveries.round = outcome.round AND deliveries.attempts = outcome.number
-        RETURNING deliveries.id
+        RETURNING deliveries.id,
+                  (SELECT w.consecutive_failures FROM webhooks w
+                   WHERE w.id = deliveries.webhook_id) AS failures
         """
         )
         .bindparams(bindparam("now", type_=UTCDateTime))
-        .columns(id=Uuid)
+        .columns(id=Uuid, failures=Integer)
     )
 
     def publish(self, conn: Connection, events: list[NewEvent]) -> list[tuple]:
@@ -294,7 +297,7 @@ class _Postgres:
     def claim(self, conn: Connection, ids: list[uuid.UUID], params: dict) -> list:
         return conn.execute(self.CLAIM, {**params, "ids": list(set(ids))}).all()
 
-    def record(self, conn: Connection, records: list[AttemptRecord], now: datetime) -> set:
+    def record(self, conn: Connection, records: list[AttemptRecord], now: datetime) -> dict:
         params = {
             "ids": [str(r.delivery_id) for r in records],
             "rounds": [r.round for r in records],
@@ -307,7 +310,7 @@ class _Postgres:
             "retry_at": [r.retry_at for r in records],
             "now": now,
         }
-        return {row[0] for row in conn.execute(self.RECORD, params)}
+        return {row[0]: row[1] for row in conn.execute(self.RECORD, params)}
 
 
 class _Sqlite:
@@ -415,8 +418,8 @@ class _Sqlite:
             rows.extend(conn.execute(self.CLAIM, {**params, "delivery_id": delivery_id}))
         return rows
 
-    def record(self, conn: Connection, records: list[AttemptRecord], now: datetime) -> set:
-        moved_on = set()
+    def record(self, conn: Connection, records: list[AttemptRecord], now: datetime) -> dict:
+        moved_on = {}
         for r in records:
             params = {
                 **_owner_params(r.delivery_id, r.round, r.number),
@@ -434,7 +437,7 @@ class _Sqlite:
                 changed = conn.execute(self.MOVE_ON_TO_RETRY, {**params, "b_retry_at": r.retry_at})
                 changed = changed.rowcount
             if changed:
-                moved_on.add(r.delivery_id)
+                moved_on[r.delivery_id] = None  # its webhook's failures: not read here
         return moved_on
 
 
@@ -515,16 +518,22 @@ def record(conn: Connection, records: list[AttemptRecord], now: datetime) -> set
     its status; its attempt row is stored all the same, so the log shows what was sent.
 
     A success ends its webhook's run of consecutive failures, which other processes may have
-    been counting. That is a statement of its own, after the record's (on PostgreSQL each
-    commits by itself): in one statement the record would lock the webhook's row after its
+    been counting. PostgreSQL's record statement reads the count (a read takes no lock), and
+    only a count above zero costs a second statement, after the record's (each commits by
+    itself): writing it in the record's own statement would lock the webhook's row after its
     deliveries', the opposite of the order a webhook's deletion takes them in.
     """
-    moved_on = _sql(conn).record(conn, records, now)
-    delivered = DeliveryStatus.DELIVERED
-    succeeded = {r.webhook_id for r in records if r.webhook_id and r.status == delivered}
+    moved_on = _sql(conn).record(conn, records, now)  # id -> its webhook's failures, if read
+    succeeded = {
+        r.webhook_id
+        for r in records
+        if r.webhook_id
+        and r.status == DeliveryStatus.DELIVERED
+        and moved_on.get(r.delivery_id, 0) != 0  # None (not read): reset to be sure
+    }
     if succeeded:
         conn.execute(_RESET_FAILURES, {"webhook_ids": sorted(succeeded)})
-    return moved_on
+    return set(moved_on)
 
 
 def leave_for_sweep(conn: Connection, ids: list[uuid.UUID]) -> None:
