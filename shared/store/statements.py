@@ -12,6 +12,7 @@ running them.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,6 +51,7 @@ from shared.models import (
     Webhook,
     WebhookStatus,
 )
+from shared.timeutil import as_utc
 
 PENDING, WAITING = DeliveryStatus.PENDING, DeliveryStatus.WAITING
 IN_FLIGHT = DeliveryStatus.IN_FLIGHT
@@ -156,17 +158,16 @@ _STILL_CLAIMED = update(Delivery).where(
 
 class _Postgres:
     # The events, their targets and their deliveries in one statement, however many events:
-    # they come in as parallel arrays. The wallet's webhooks keep the event-type filter (no
+    # they come in as one JSON array (one parameter to send, where seven arrays cost the API
+    # a tenth of its time in the driver). The wallet's webhooks keep the event-type filter (no
     # list, or a list naming the type); a webhook with record ordering gets the record key.
     PUBLISH = (
         text(
             """
         WITH new AS (
-            SELECT * FROM unnest(
-                CAST(:ids AS uuid[]), CAST(:wallet_ids AS uuid[]), CAST(:types AS text[]),
-                CAST(:bodies AS text[]), CAST(:times AS timestamptz[]),
-                CAST(:notified AS boolean[]), CAST(:record_keys AS text[])
-            ) AS t(id, wallet_id, type, body, created_at, notified, record_key)
+            SELECT * FROM json_to_recordset(CAST(:events AS json)) AS t(
+                id uuid, wallet_id uuid, type text, body text, created_at timestamptz,
+                notified boolean, record_key text)
         ), event AS (
             INSERT INTO events (id, wallet_id, type, body, created_at)
             SELECT id, wallet_id, type, body, created_at FROM new
@@ -223,19 +224,16 @@ class _Postgres:
         .returning(*CLAIM_RETURNING)
     )
     # One attempt row per outcome, each delivery moved on only while that attempt still owns
-    # it. Rows come in as parallel arrays: one statement text whatever the batch size, so the
-    # server plans the same statement every time.
+    # it. Rows come in as one JSON array: one statement text whatever the batch size, so the
+    # server plans the same statement every time, and one parameter for the driver to send.
     RECORD = (
         text(
             """
         WITH outcome AS (
-            SELECT * FROM unnest(
-                CAST(:ids AS uuid[]), CAST(:rounds AS integer[]), CAST(:numbers AS integer[]),
-                CAST(:started AS timestamptz[]), CAST(:durations AS double precision[]),
-                CAST(:codes AS integer[]), CAST(:errors AS text[]), CAST(:statuses AS text[]),
-                CAST(:retry_at AS timestamptz[])
-            ) AS t(id, round, number, started_at, duration_ms, status_code, error, status,
-                   retry_at)
+            SELECT * FROM json_to_recordset(CAST(:outcomes AS json)) AS t(
+                id uuid, round integer, number integer, started_at timestamptz,
+                duration_ms double precision, status_code integer, error text, status text,
+                retry_at timestamptz)
         ), attempt AS (
             INSERT INTO attempts (delivery_id, round, number, started_at, duration_ms,
                                   status_code, error)
@@ -264,14 +262,20 @@ class _Postgres:
 
     def publish(self, conn: Connection, events: list[NewEvent]) -> list[tuple]:
         first = events[0]
+        rows = [
+            {
+                "id": str(e.id),
+                "wallet_id": str(e.wallet_id),
+                "type": e.type,
+                "body": e.body,
+                "created_at": as_utc(e.created_at).isoformat(),
+                "notified": e.notified,
+                "record_key": e.record_key,
+            }
+            for e in events
+        ]
         params = {
-            "ids": [str(e.id) for e in events],
-            "wallet_ids": [str(e.wallet_id) for e in events],
-            "types": [e.type for e in events],
-            "bodies": [e.body for e in events],
-            "times": [e.created_at for e in events],
-            "notified": [e.notified for e in events],
-            "record_keys": [e.record_key for e in events],
+            "events": json.dumps(rows, separators=(",", ":"), ensure_ascii=False),
             "enqueued": first.enqueued,
             "global_url": first.global_url,
             "global_id": GLOBAL_WEBHOOK_ID,
@@ -298,18 +302,21 @@ class _Postgres:
         return conn.execute(self.CLAIM, {**params, "ids": list(set(ids))}).all()
 
     def record(self, conn: Connection, records: list[AttemptRecord], now: datetime) -> dict:
-        params = {
-            "ids": [str(r.delivery_id) for r in records],
-            "rounds": [r.round for r in records],
-            "numbers": [r.number for r in records],
-            "started": [r.started_at for r in records],
-            "durations": [r.duration_ms for r in records],
-            "codes": [r.status_code for r in records],
-            "errors": [r.error for r in records],
-            "statuses": [str(r.status) for r in records],
-            "retry_at": [r.retry_at for r in records],
-            "now": now,
-        }
+        rows = [
+            {
+                "id": str(r.delivery_id),
+                "round": r.round,
+                "number": r.number,
+                "started_at": as_utc(r.started_at).isoformat(),
+                "duration_ms": r.duration_ms,
+                "status_code": r.status_code,
+                "error": r.error,
+                "status": str(r.status),
+                "retry_at": as_utc(r.retry_at).isoformat() if r.retry_at else None,
+            }
+            for r in records
+        ]
+        params = {"outcomes": json.dumps(rows, ensure_ascii=False), "now": now}
         return {row[0]: row[1] for row in conn.execute(self.RECORD, params)}
 
 
