@@ -16,9 +16,9 @@ from bench.procs import ROOT
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/webhooks_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 SCENARIOS = (
-    "ceiling", "baseline", "floor", "drain", "ingest", "latency", "latency_high", "isolation",
-    "isolation_alone", "isolation_same_host", "isolation_many_hosts", "outage", "purge",
-    "batch", "ordered",
+    "ceiling", "baseline", "floor", "floor_paced", "drain", "ingest", "latency", "latency_high",
+    "isolation", "isolation_alone", "isolation_same_host", "isolation_many_hosts", "outage",
+    "purge", "batch", "ordered",
 )  # fmt: skip
 
 
@@ -185,6 +185,7 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
             "ceiling": scenarios.ceiling,
             "baseline": scenarios.baseline,
             "floor": scenarios.celery_floor,
+            "floor_paced": scenarios.celery_floor_paced,
             "drain": scenarios.drain,
             "ingest": paced.ingest,
             "latency": paced.latency,

@@ -123,11 +123,17 @@ def _paced(ctx: Context, name: str, tenants: list[str], rate: float, path: str) 
             {"web": [procs[0].pid], "worker": [w.pid for w in workers], "beat": [procs[-1].pid]},
             ctx,
         )
+        profilers = []
+        if opts.profile:
+            profilers = [profile.start(ctx.registry, f"{name}-{p.name}", p.pid) for p in procs]
         meter.start()
         out = ctx.run_jobs(name, [command], opts.duration + 90)[0]
         sent = {r[3]: r[0] for r in out["requests"] if r[2] == 202 and r[4] in watched}
         arrivals = _wait_for(ctx, path, set(sent), opts.tail_seconds)
         cpu = meter.stop()
+        profiles = {
+            p.name: profile.stop(ctx.registry, s) for p, s in zip(procs, profilers, strict=False)
+        }
         statuses = _status_counts(ctx, tenants)
         outcomes = task_outcomes(workers)
     finally:
@@ -154,6 +160,7 @@ def _paced(ctx: Context, name: str, tenants: list[str], rate: float, path: str) 
         "api_p95_ms": _ms(percentile(api, 95)),
         "cpu_seconds": cpu,
         "service_cpu_ms_per_delivered": _service_cost(cpu, statuses),
+        "profiles": profiles,
         "deliveries_by_status": statuses,
         "task_outcomes": outcomes,
     }

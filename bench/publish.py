@@ -2,7 +2,7 @@
 
 python -m bench.publish service --wallet ID --count N --until T --out FILE
 python -m bench.publish naive --url URL --count N --until T --out FILE
-python -m bench.publish noop --count N --until T --out FILE
+python -m bench.publish noop --count N --until T [--rate R] --out FILE
 
 service: `shared.publishing.publish_event(..., dispatch=worker.dispatch.send_deliveries)` in a
 loop, in a few threads (what an in-process producer calls: commit, then send the task).
@@ -71,14 +71,18 @@ def naive(url: str, count: int, until: float) -> int:
     return published
 
 
-def noop(count: int, until: float) -> int:
+def noop(count: int, until: float, rate: float = 0.0) -> int:
+    """No-op tasks as fast as possible, or at `rate` per second (0: no pacing)."""
     from bench import noop as floor
 
     published = 0
+    started = time.monotonic()
     with floor.app.producer_or_acquire() as producer:
         for number in range(count):
             if time.time() > until:
                 break
+            if rate:
+                time.sleep(max(0.0, started + number / rate - time.monotonic()))
             floor.nothing.apply_async(args=(number,), producer=producer)
             published += 1
     return published
@@ -91,13 +95,14 @@ def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--until", type=float, required=True)
+    parser.add_argument("--rate", type=float, default=0.0, help="noop: tasks/s (0: at once)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     started = time.time()
     if args.kind == "service":
         published = service(args.wallet, args.count, args.until)
     elif args.kind == "noop":
-        published = noop(args.count, args.until)
+        published = noop(args.count, args.until, args.rate)
     else:
         published = naive(args.url, args.count, args.until)
     with open(args.out, "w") as out:

@@ -77,6 +77,10 @@ def rows(results: dict, peak_rss_mb: dict | None = None) -> list[Row]:
         if floor.get("worker_cpu_ms_per_task"):
             cost = f"{floor['worker_cpu_ms_per_task']:.1f} ms"
             out.append(Row("floor", "worker CPU per task", cost))
+    paced = results.get("floor_paced", {})
+    if paced.get("worker_cpu_ms_per_task"):
+        figure = f"worker CPU per no-op task sent at {paced['rate']:g}/s"
+        out.append(Row("floor_paced", figure, f"{paced['worker_cpu_ms_per_task']:.2f} ms"))
     out += _drain_rows(results.get("drain", {}), ceiling, base)
     ingest = results.get("ingest", {})
     if "rate" in ingest:

@@ -86,19 +86,25 @@ def baseline(ctx: Context) -> dict:
     }
 
 
-def celery_floor(ctx: Context) -> dict:
-    """No-op tasks drained by as many threads-pool workers as the drain uses: Celery's own cost."""
-    opts = ctx.options
-    flush_redis(ctx.baseline_redis_url)
-    events, _ = publish_backlog(ctx, "noop")
+def _noop_workers(ctx: Context) -> list:
     env = {**ctx.stack.env, "BASELINE_REDIS_URL": ctx.baseline_redis_url}
     command = [
         str(BIN / "celery"), "-A", "bench.noop", "worker", "--pool=threads",
         f"--concurrency={WORKER_THREADS}", "--without-gossip", "--without-mingle",
         "--loglevel=WARNING",
     ]  # fmt: skip
+    return [
+        ctx.registry.start(f"noop-worker-{n}", command, env) for n in range(ctx.options.workers)
+    ]
+
+
+def celery_floor(ctx: Context) -> dict:
+    """No-op tasks drained by as many threads-pool workers as the drain uses: Celery's own cost."""
+    opts = ctx.options
+    flush_redis(ctx.baseline_redis_url)
+    events, _ = publish_backlog(ctx, "noop")
     queue = redis.Redis.from_url(ctx.baseline_redis_url)
-    workers = [ctx.registry.start(f"noop-worker-{n}", command, env) for n in range(opts.workers)]
+    workers = _noop_workers(ctx)
     meter = CpuMeter({"worker": [w.pid for w in workers]}, ctx)
     first = last = None
     try:
@@ -128,6 +134,49 @@ def celery_floor(ctx: Context) -> dict:
         "concurrency": WORKER_THREADS,
         "seconds": round(window, 3),
         "rate": round(done / window, 1) if window else 0.0,
+        "cpu_seconds": cpu,
+        "worker_cpu_ms_per_task": _per(cpu, "worker", done),
+    }
+
+
+def celery_floor_paced(ctx: Context) -> dict:
+    """No-op tasks sent at the latency scenario's rate to idle workers: Celery's own cost per
+    message when messages come one by one, as they do below saturation."""
+    opts = ctx.options
+    flush_redis(ctx.baseline_redis_url)
+    queue = redis.Redis.from_url(ctx.baseline_redis_url)
+    workers = _noop_workers(ctx)
+    try:
+        # Ready once a first task has run (their log level hides the "ready" line).
+        noop.nothing.apply_async(args=(0,))
+        deadline = time.monotonic() + 90
+        while not int(queue.get(noop.DONE_KEY) or 0):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the no-op workers did not start")
+            time.sleep(0.1)
+        queue.delete(noop.DONE_KEY)
+        count = int(opts.latency_rate * opts.duration)
+        until = f"{time.time() + opts.duration + 30:.3f}"
+        command = ctx.python(
+            "bench.publish", "noop", "--count", str(count), "--until", until,
+            "--rate", str(opts.latency_rate),
+        )  # fmt: skip
+        meter = CpuMeter({"worker": [w.pid for w in workers]}, ctx)
+        meter.start()
+        sent = ctx.run_jobs("floor-paced", [command], opts.duration + 60)[0]["count"]
+        deadline = time.monotonic() + 10
+        while int(queue.get(noop.DONE_KEY) or 0) < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cpu = meter.stop()
+        done = int(queue.get(noop.DONE_KEY) or 0)
+    finally:
+        ctx.registry.stop(*workers, grace=5.0)
+        flush_redis(ctx.baseline_redis_url)
+    return {
+        "rate": opts.latency_rate,
+        "sent": sent,
+        "done": done,
+        "complete": done >= sent,
         "cpu_seconds": cpu,
         "worker_cpu_ms_per_task": _per(cpu, "worker", done),
     }
