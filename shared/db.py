@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import os
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 # psycopg prepares a statement on the server once a connection has run it this many times.
 PREPARE_AFTER = 5
 
 
+def _replace_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
+    """On checkout: a pooled PostgreSQL connection the server has closed is replaced.
+
+    An idle connection has nothing to read; a readable socket means the server wrote to it
+    since (a restart's "terminating connection" and end of stream). Seeing that costs one
+    poll, where a ping before every checkout cost a round trip on every request. A
+    connection that died without a word (a vanished host) still fails on its first
+    statement, as it would after a ping had waited out the network.
+    """
+    if dbapi_connection.closed:
+        raise DisconnectionError("closed")
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed the connection")
+
+
 def make_engine(
     database_url: str,
     pool_size: int = 10,
-    pre_ping: bool = True,
     autocommit: bool = False,
     prepared_statements: bool = True,
 ) -> Engine:
@@ -31,11 +48,10 @@ def make_engine(
         # Set once per connection rather than switched on every checkout and back on every
         # checkin; with no transaction ever open there is nothing to roll back on return.
         options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
-    return create_engine(
+    engine = create_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=pre_ping,
         pool_recycle=300,
         connect_args={
             # A dead database must answer 503 quickly, not hang the request.
@@ -53,6 +69,8 @@ def make_engine(
         },
         **options,
     )
+    event.listen(engine, "checkout", _replace_if_closed_by_server)
+    return engine
 
 
 def _ensure_sqlite_folder(database_url: str) -> None:
@@ -81,20 +99,17 @@ class Database:
         self,
         database_url: str,
         pool_size: int = 10,
-        pre_ping: bool = True,
         prepared_statements: bool = True,
     ):
         self.url = database_url
         self.prepared_statements = prepared_statements
-        self.engine = make_engine(
-            database_url, pool_size, pre_ping, prepared_statements=prepared_statements
-        )
+        self.engine = make_engine(database_url, pool_size, prepared_statements=prepared_statements)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Its own pool, which opens connections only when statements() is first used.
         self._autocommit_engine = (
             None
             if self.is_sqlite
-            else make_engine(database_url, pool_size, pre_ping, True, prepared_statements)
+            else make_engine(database_url, pool_size, True, prepared_statements)
         )
 
     @property

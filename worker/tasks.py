@@ -53,13 +53,9 @@ class _Resources:
         # Claims and records go through the store (batched on PostgreSQL), so a few
         # connections serve all the threads: at most 16 per engine, 32 per worker process
         # (PostgreSQL allows ~100 across all processes; more made a backlog fail to connect).
-        # No ping before each checkout: it is a round trip per statement on the hot path.
-        # After a database restart the first statement on a dead connection fails, the pool
-        # is renewed, and the sweep recovers the deliveries of that batch.
         db = Database(
             settings.database_url,
             pool_size=8,
-            pre_ping=False,
             prepared_statements=settings.database_prepared_statements,
         )
         cls.deliverer = Deliverer(
