@@ -50,6 +50,20 @@ def test_each_type_is_accepted_with_the_envelope(client, tenant, database, event
     assert counts(database) == (1, 1)
 
 
+def test_the_stored_body_is_the_answer_byte_for_byte_whatever_the_text(client, tenant, database):
+    """Quotes, backslashes, an escape written as text, line and paragraph separators, non-Latin
+    letters and emoji reach the database (and so every receiver) exactly as the API answered."""
+    tenant.add_webhook("http://localhost:9095")
+    awkward = 'say "hi" \\ C:\\dir \\u0000 \u2028\u2029 ünïcødé 日本語 🎉 </script>'
+    data = {**connection_event(), "label": awkward, "goalCode": "\t\n"}
+    response = tenant.publish("ConnectionUpdated", data)
+    assert response.status_code == 202
+    assert json.loads(response.data)["data"] == data
+    with database.session() as session:
+        stored = session.execute(text("SELECT body FROM events")).scalar()
+    assert stored.encode() == response.data
+
+
 @pytest.mark.parametrize(
     "event_type, data",
     [
