@@ -8,6 +8,7 @@ COPY setup.py setup.cfg README.md ./
 COPY app ./app
 COPY worker ./worker
 COPY shared ./shared
+COPY tools ./tools
 COPY migrations ./migrations
 COPY alembic.ini gunicorn.conf.py Procfile ./
 # Editable, so the migrations folder beside the packages is found at run time.

@@ -1,4 +1,5 @@
-"""The Grafana dashboard and the Prometheus rules load, and use only metrics the service exports."""
+"""The image holds every package the service installs; the Grafana dashboard and the Prometheus
+rules load, and use only metrics the service exports."""
 
 import json
 import re
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
 EXPORTED = {
     "webhooks_events_published_total",
     "webhooks_deliveries_total",
@@ -38,3 +40,14 @@ def test_dashboard_loads_and_names_exported_metrics():
     expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     assert len(dashboard["panels"]) >= 6
     assert metric_names(expressions) <= EXPORTED
+
+
+def test_the_image_copies_every_package_the_service_installs():
+    """`release` runs tools.cli and gunicorn.conf.py imports tools.migrate: a package left out of
+    the image breaks `docker compose up`, though no test here builds the image."""
+    setup = ROOT / "setup.cfg"
+    found = setup.read_text().split("[options.packages.find]", 1)[1].split("[", 1)[0]
+    packages = {line.strip() for line in found.splitlines() if re.fullmatch(r"\s+\w+", line)}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (ROOT / "Dockerfile").read_text(), re.M))
+    assert packages == {"app", "worker", "shared", "tools"}
+    assert packages <= copied
