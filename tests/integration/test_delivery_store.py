@@ -43,9 +43,7 @@ def store_database(request, base_env, tmp_path_factory):
     env = {**base_env, "DATABASE_URL": url, "DATABASE_PREPARED_STATEMENTS": prepared}
     settings = load_settings(env)
     prepare_database(settings)
-    db = Database(
-        settings.database_url, prepared_statements=settings.database_prepared_statements
-    )
+    db = Database(settings.database_url, prepared_statements=settings.database_prepared_statements)
     yield db
     db.dispose()
 
