@@ -20,7 +20,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
-    Integer,
     Text,
     Uuid,
     and_,
@@ -85,7 +84,7 @@ class AttemptRecord:
     error: str | None
     status: DeliveryStatus  # the delivery's status after this attempt
     retry_at: datetime | None  # when status is pending: the next attempt's time
-    webhook_id: uuid.UUID | None = None  # given for a success: it ends the webhook's failures
+    webhook_id: uuid.UUID | None = None  # a success of this webhook ends its run of failures
 
 
 def _from_webhook(column):
@@ -165,7 +164,8 @@ class _CompiledOnce:
     The hot statements run thousands of times a second with the same text; SQLAlchemy's
     per-execution work (cache key, parameter processing) cost more client CPU than the
     driver's. Their parameters are plain values psycopg adapts by itself (UUIDs, aware
-    datetimes, text), and their rows come back as the driver gives them.
+    datetimes, text), and their rows come back as the driver gives them (so their result
+    columns are not declared).
     """
 
     def __init__(self, statement):
@@ -189,9 +189,8 @@ class _Postgres:
     # they come in as one JSON array (one parameter to send, where seven arrays cost the API
     # a tenth of its time in the driver). The wallet's webhooks keep the event-type filter (no
     # list, or a list naming the type); a webhook with record ordering gets the record key.
-    PUBLISH = (
-        text(
-            """
+    PUBLISH = text(
+        """
         WITH new AS (
             SELECT * FROM json_to_recordset(CAST(:events AS json)) AS t(
                 id uuid, wallet_id uuid, type text, body text, created_at timestamptz,
@@ -223,14 +222,11 @@ class _Postgres:
         FROM event JOIN new ON new.id = event.id JOIN targets ON targets.event_id = event.id
         RETURNING id, url, webhook_id
         """
-        )
-        .bindparams(
-            bindparam("enqueued", type_=Boolean),
-            bindparam("global_url", type_=Text),
-            bindparam("global_id", type_=Uuid),
-            bindparam("global_ordered", type_=Boolean),
-        )
-        .columns(id=Uuid, url=Text, webhook_id=Uuid)
+    ).bindparams(
+        bindparam("enqueued", type_=Boolean),
+        bindparam("global_url", type_=Text),
+        bindparam("global_id", type_=Uuid),
+        bindparam("global_ordered", type_=Boolean),
     )
     # Any number of rows in one statement. A row another transaction holds (the sweep re-sending
     # it, a duplicate message claimed elsewhere) is skipped rather than waited for: that one is
@@ -254,9 +250,8 @@ class _Postgres:
     # One attempt row per outcome, each delivery moved on only while that attempt still owns
     # it. Rows come in as one JSON array: one statement text whatever the batch size, so the
     # server plans the same statement every time, and one parameter for the driver to send.
-    RECORD = (
-        text(
-            """
+    RECORD = text(
+        """
         WITH outcome AS (
             SELECT * FROM json_to_recordset(CAST(:outcomes AS json)) AS t(
                 id uuid, round integer, number integer, started_at timestamptz,
@@ -283,10 +278,7 @@ class _Postgres:
                   (SELECT w.consecutive_failures FROM webhooks w
                    WHERE w.id = deliveries.webhook_id) AS failures
         """
-        )
-        .bindparams(bindparam("now", type_=UTCDateTime))
-        .columns(id=Uuid, failures=Integer)
-    )
+    ).bindparams(bindparam("now", type_=UTCDateTime))
 
     def __init__(self):
         self._publish = _CompiledOnce(self.PUBLISH)
