@@ -5,16 +5,19 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flask import current_app
 
 from shared.db import Database
 from shared.metrics import MetricsRecorder
-from shared.publishing import Dispatch
+from shared.outbox import Dispatch, send_after_commit
+from shared.publishing import PublishedBatch, PublishedEvent
 from shared.services.bootstrap import api_key_salt
 from shared.services.tenancy import wallet_for_api_key
 from shared.settings import Settings
+from shared.store.rows import Outgoing
 
 # How long a process trusts an API key it has checked. Every publish would otherwise pay a
 # database round trip for authentication; a removed key stops working within this time.
@@ -33,6 +36,15 @@ class AppState:
     # Counts forget_api_keys() calls, so a lookup that read the database before one of them
     # does not put its answer back into the cache after it.
     _forgotten: int = 0
+
+    def send(self, outgoing: Sequence[Outgoing]) -> None:
+        """After the commit: send the tasks of these deliveries (or leave them to the sweep)."""
+        send_after_commit(self.db, self.dispatch, outgoing)
+
+    def published(self, outcome: PublishedEvent | PublishedBatch) -> None:
+        """After a publish's commit: send its tasks and count its events."""
+        self.send(outcome.deliveries)
+        self.metrics.events_published(outcome.types)
 
     def salt(self, session) -> str:
         # The salt never changes once stored, so one read per process is enough.

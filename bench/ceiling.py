@@ -22,8 +22,9 @@ import uuid
 
 from bench.fixtures import connection_event
 from shared import signing
+from shared.attempt_rules import USER_AGENT
 from shared.publishing import encode_envelope
-from shared.sender import USER_AGENT, Sender
+from shared.sender import Sender
 from shared.settings import load_settings
 from shared.timeutil import utcnow
 

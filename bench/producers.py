@@ -84,6 +84,7 @@ def batch(ctx: Context) -> dict:
 def ordered(ctx: Context) -> dict:
     """1,000 records × 5 events to an unordered webhook, then to an ordered one: deliveries/s
     from the first attempt to the last delivery, and inversions seen by the receiver."""
+    from shared.outbox import send_after_commit
     from shared.publishing import EventInput, publish_events
     from worker.dispatch import send_deliveries
 
@@ -112,7 +113,9 @@ def ordered(ctx: Context) -> dict:
                     )
                     for record in chunk
                 ]
-                published = publish_events(ctx.db, ctx.settings, events, send_deliveries)
+                with ctx.db.statements() as conn:
+                    published = publish_events(conn, ctx.settings, events)
+                send_after_commit(ctx.db, send_deliveries, published.deliveries)
                 for record, envelope in zip(
                     chunk, json.loads(published.body)["events"], strict=True
                 ):

@@ -4,7 +4,7 @@ python -m bench.publish service --wallet ID --count N --until T --out FILE
 python -m bench.publish naive --url URL --count N --until T --out FILE
 python -m bench.publish noop --count N --until T [--rate R] --out FILE
 
-service: `shared.publishing.publish_event(..., dispatch=worker.dispatch.send_deliveries)` in a
+service: `shared.publishing.publish(..., dispatch=worker.dispatch.send_deliveries)` in a
 loop, in a few threads (what an in-process producer calls: commit, then send the task).
 naive: the baseline's `apply_async` loop; noop: the same with bench.noop's task. All stop at
 --until whatever the count, so that the bench stays bounded in time; the file says how many
@@ -26,7 +26,7 @@ THREADS = 2
 
 def service(wallet_id: uuid.UUID, count: int, until: float) -> int:
     from shared.db import Database
-    from shared.publishing import publish_event
+    from shared.publishing import publish
     from shared.settings import get_settings
     from worker.dispatch import send_deliveries
 
@@ -38,7 +38,7 @@ def service(wallet_id: uuid.UUID, count: int, until: float) -> int:
         for _ in range(share):
             if time.time() > until:
                 return
-            publish_event(
+            publish(
                 db, settings, wallet_id, "ConnectionUpdated", connection_event(),
                 dispatch=send_deliveries,
             )  # fmt: skip

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import select
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
@@ -20,8 +21,8 @@ def _replace_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
     """On checkout: a pooled PostgreSQL connection the server has closed is replaced.
 
     An idle connection has nothing to read; a readable socket means the server wrote to it
-    since (a restart's "terminating connection" and end of stream). Seeing that costs one
-    poll, where a ping before every checkout cost a round trip on every request. A
+    since (a restart's "terminating connection" and end of stream). Seeing that takes one
+    poll, where a ping before every checkout would take a round trip per request. A
     connection that died without a word (a vanished host) still fails on its first
     statement, as it would after a ping had waited out the network.
     """
@@ -101,11 +102,9 @@ class Database:
         pool_size: int = 10,
         prepared_statements: bool = True,
     ):
-        self.url = database_url
-        self.prepared_statements = prepared_statements
         self.engine = make_engine(database_url, pool_size, prepared_statements=prepared_statements)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Its own pool, which opens connections only when statements() is first used.
+        # Its own pool, which opens connections only when first used.
         self._autocommit_engine = (
             None
             if self.is_sqlite
@@ -121,6 +120,21 @@ class Database:
         """A session whose work is committed at the end of the block, or rolled back."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def in_batches(self, work: Callable[[Session], int], seconds: float) -> int:
+        """Run `work` in a transaction of its own, again and again, until a run does nothing or
+        `seconds` have passed (one run at least); the total of what the runs returned.
+
+        For maintenance that must not hold one long transaction (the retention purge).
+        """
+        deadline = time.monotonic() + seconds
+        total = 0
+        while True:
+            with self.transaction() as session:
+                done = work(session)
+            total += done
+            if done == 0 or time.monotonic() >= deadline:
+                return total
 
     @contextmanager
     def statements(self) -> Iterator[Connection]:

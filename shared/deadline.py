@@ -24,18 +24,18 @@ class DeadlineExceeded(TimeoutError):
     """The attempt's deadline passed."""
 
 
-class Attempt:
+class Deadline:
     """One attempt's deadline and the sockets it uses (by file descriptor)."""
 
     def __init__(self, seconds: float):
-        self.deadline = time.monotonic() + seconds
+        self.at = time.monotonic() + seconds  # on the monotonic clock
         self.expired = False
         self._fds: set[int] = set()
         self._done = False
         self._lock = threading.Lock()
 
     def remaining(self) -> float:
-        left = self.deadline - time.monotonic()
+        left = self.at - time.monotonic()
         if left <= 0:
             raise DeadlineExceeded("deadline passed")
         return left
@@ -89,13 +89,13 @@ class Watchdog:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def watch(self, attempt: Attempt) -> None:
+    def watch(self, deadline: Deadline) -> None:
         with self._wake:
-            heapq.heappush(self._heap, (attempt.deadline, next(self._order), attempt))
+            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
                 self._thread.start()
-            if self._heap[0][2] is attempt:
+            if self._heap[0][2] is deadline:
                 self._wake.notify()
 
     def _run(self) -> None:
@@ -104,8 +104,8 @@ class Watchdog:
                 while not self._heap or self._heap[0][0] > time.monotonic():
                     timeout = self._heap[0][0] - time.monotonic() if self._heap else None
                     self._wake.wait(timeout)
-                _, _, attempt = heapq.heappop(self._heap)
-            attempt.expire()
+                _, _, deadline = heapq.heappop(self._heap)
+            deadline.expire()
 
 
 _current = threading.local()
@@ -114,21 +114,22 @@ _current = threading.local()
 _resolver = ThreadPoolExecutor(max_workers=48, thread_name_prefix="resolve")
 
 
-def current() -> Attempt | None:
-    return getattr(_current, "attempt", None)
+def current() -> Deadline | None:
+    """The deadline of the attempt this thread is running, if any."""
+    return getattr(_current, "deadline", None)
 
 
-def set_current(attempt: Attempt | None) -> None:
-    _current.attempt = attempt
+def set_current(deadline: Deadline | None) -> None:
+    _current.deadline = deadline
 
 
-def resolve(host: str, port: int, attempt: Attempt | None) -> list:
+def resolve(host: str, port: int, deadline: Deadline | None) -> list:
     """getaddrinfo, waited for at most until the attempt's deadline."""
-    if attempt is None or _is_address(host):
+    if deadline is None or _is_address(host):
         return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        return future.result(timeout=attempt.remaining())
+        return future.result(timeout=deadline.remaining())
     except FutureTimeout:
         future.cancel()  # still queued: it must not take a resolver thread from the others
         raise DeadlineExceeded("name resolution did not finish in time") from None

@@ -52,9 +52,11 @@ class MetricsRecorder:
         self._latency_sum = 0.0
         self._flusher: threading.Thread | None = None
 
-    def event_published(self, event_type: str) -> None:
+    def events_published(self, types: list[str]) -> None:
+        if not types:
+            return
         with self._lock:
-            self._pending[EVENTS][event_type] += 1
+            self._pending[EVENTS].update(types)
         self._ensure_flusher()
 
     def probe_started(self) -> None:

@@ -50,6 +50,14 @@ class DeliveryStatus(enum.StrEnum):
     CANCELLED = "cancelled"  # its webhook was deleted
 
 
+class Target(enum.StrEnum):
+    """Who a delivery goes to; stored as its value."""
+
+    WALLET = "wallet"  # a webhook of the event's wallet
+    GLOBAL = "global"  # GLOBAL_WEBHOOK_URL, which receives every wallet's events
+    OPERATIONS = "operations"  # OPERATIONS_WEBHOOK_URL, which receives operational events
+
+
 # Deliveries the service still owes an attempt or an outcome.
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.IN_FLIGHT)
 # Deliveries that ended their round and may be redelivered.
@@ -194,7 +202,7 @@ class Delivery(Base):
     webhook_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("webhooks.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    target: Mapped[str] = mapped_column(String(16))  # "wallet", "global" or "operations"
+    target: Mapped[str] = mapped_column(String(16))  # a Target
     url: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     round: Mapped[int] = mapped_column(Integer, default=1)

@@ -49,9 +49,9 @@ class AddressPolicy:
 
 def _open_socket(conn, policy: AddressPolicy | None):
     """Resolve (within the attempt's deadline), check each address, connect."""
-    attempt = deadline.current()
+    limit = deadline.current()
     host, port = conn._dns_host, conn.port
-    infos = deadline.resolve(host, port, attempt)
+    infos = deadline.resolve(host, port, limit)
     refused = []
     last_error = None
     for family, socktype, proto, _name, sockaddr in infos:
@@ -62,16 +62,16 @@ def _open_socket(conn, policy: AddressPolicy | None):
         try:
             for option in conn.socket_options or ():
                 sock.setsockopt(*option)
-            timeout = attempt.remaining() if attempt is not None else conn.timeout
+            timeout = limit.remaining() if limit is not None else conn.timeout
             if timeout is not None:
                 sock.settimeout(timeout)
-            if attempt is not None:
-                attempt.use(sock)
+            if limit is not None:
+                limit.use(sock)
             sock.connect(sockaddr)
             return sock
         except OSError as exc:
-            if attempt is not None:
-                attempt.forget(sock)
+            if limit is not None:
+                limit.forget(sock)
             sock.close()
             last_error = exc
     if last_error is not None:
@@ -104,17 +104,17 @@ def pool_classes(policy: AddressPolicy | None) -> dict:
             return _new_conn(self, policy)
 
         def request(self, *args, **kwargs):
-            attempt = deadline.current()
-            if attempt is not None and self.sock is not None:
-                attempt.use(self.sock)  # a pooled connection: its socket is this attempt's now
+            limit = deadline.current()
+            if limit is not None and self.sock is not None:
+                limit.use(self.sock)  # a pooled connection: its socket is this attempt's now
             return super().request(*args, **kwargs)
 
         def close(self):
             # Before the descriptor is closed (and possibly reused by another connection), the
             # attempt's watchdog must no longer be able to shut it down.
-            attempt = deadline.current()
-            if attempt is not None and self.sock is not None:
-                attempt.forget(self.sock)
+            limit = deadline.current()
+            if limit is not None and self.sock is not None:
+                limit.forget(self.sock)
             super().close()
 
     class Connection(_Deadline, HTTPConnection):

@@ -1,12 +1,17 @@
-"""Publishing a state change: validate it, store the envelope and one delivery per target, then
-send the tasks. The API calls this, and so do producers running in the same Python process:
+"""Publishing a state change: validate it, store the envelope and one delivery per target. The
+caller commits, then sends the tasks (`shared.outbox.send_after_commit`).
 
-    from shared.publishing import publish_event
-    publish_event(db, settings, wallet_id, "ConnectionUpdated", data, dispatch=send_deliveries)
+Publishing is the API's hot path and uses no ORM objects, so it takes the connection of
+`Database.statements()` rather than a Session: on PostgreSQL its one statement commits by
+itself, with no BEGIN and COMMIT round trips; on SQLite the block is one transaction.
 
-The event and its deliveries are committed first; only then are the tasks sent (`dispatch`,
-e.g. `worker.dispatch.send_deliveries`). Without a dispatcher, or when the broker is down, the
-deliveries wait for the next sweep: nothing committed is lost.
+Producers running in the same Python process use the one call that does all of it:
+
+    from shared.publishing import publish
+    publish(db, settings, wallet_id, "ConnectionUpdated", data, dispatch=send_deliveries)
+
+Without a dispatcher, or when the broker is down, the deliveries wait for the next sweep:
+nothing committed is lost.
 
 `publish_events` stores up to 100 events together (all or none). Both take an
 `idempotency_key`: a repeat of the same request with the same key, within IDEMPOTENCY_TTL,
@@ -18,40 +23,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database
 from shared.errors import InvalidInput, KeyReused, NotFound
 from shared.event_types import check_event, is_notified, record_key
 from shared.metrics import MetricsRecorder
+from shared.models import Ordering
+from shared.outbox import Dispatch, send_after_commit
 from shared.settings import Settings
-from shared.store import statements
-from shared.throttle import host_key
+from shared.store import events as stored
+from shared.store.rows import NewEvent, NewKey, Outgoing
 from shared.timeutil import isoformat, utcnow
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A delivery to send: its id, its webhook, and its host (scheme://host:port, no path), so
-    that a worker can apply the caps before touching the database."""
-
-    id: uuid.UUID
-    webhook_id: uuid.UUID | None
-    host: str
-
-    @classmethod
-    def from_row(cls, row) -> Outgoing:
-        """From (delivery id, url, webhook id), as the store's statements return them."""
-        delivery_id, url, webhook_id = row
-        return cls(delivery_id, webhook_id, host_key(url))
 
 
 @dataclass(frozen=True)
@@ -61,6 +50,10 @@ class PublishedEvent:
     body: str  # the exact bytes every target receives, and the API's answer
     deliveries: list[Outgoing]
     replayed: bool = False  # an earlier request with the same idempotency key stored it
+
+    @property
+    def types(self) -> list[str]:
+        return [] if self.replayed else [self.type]
 
 
 @dataclass(frozen=True)
@@ -77,9 +70,9 @@ class PublishedBatch:
     body: str  # {"events": [envelope, ...]} in the order given: the API's answer
     deliveries: list[Outgoing] = field(default_factory=list)
     replayed: bool = False
+    types: list[str] = field(default_factory=list)  # of the events stored
 
 
-Dispatch = Callable[[Sequence[Outgoing]], None]
 MAX_BATCH = 100
 # The operator publishes for any wallet: its keys have a scope of their own.
 OPERATOR_SCOPE = uuid.UUID(int=(1 << 128) - 2)
@@ -97,7 +90,7 @@ def encode_envelope(event_id, event_type, ts, data, wallet_id) -> str:
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
 
 
-def publish_event(
+def publish(
     db: Database,
     settings: Settings,
     wallet_id: uuid.UUID,
@@ -105,38 +98,54 @@ def publish_event(
     data: dict,
     dispatch: Dispatch | None = None,
     metrics: MetricsRecorder | None = None,
+) -> PublishedEvent:
+    """Publish one state change from a producer in this process: store, commit, send."""
+    with db.statements() as conn:
+        published = publish_event(
+            conn, settings, wallet_id, event_type, data, sending=dispatch is not None
+        )
+    send_after_commit(db, dispatch, published.deliveries)
+    if metrics is not None:
+        metrics.events_published(published.types)
+    return published
+
+
+def publish_event(
+    conn: Connection,
+    settings: Settings,
+    wallet_id: uuid.UUID,
+    event_type: str,
+    data: dict,
+    sending: bool = True,
     idempotency_key: str | None = None,
     key_scope: uuid.UUID | None = None,
 ) -> PublishedEvent:
-    """Store the event and its deliveries, then send their tasks (see the module's docstring).
+    """Store the event and its deliveries; the caller commits, then sends their tasks.
 
-    The idempotency key is scoped to `key_scope`, the caller's wallet (by default the event's).
+    `sending`: the caller sends the tasks after the commit (otherwise the sweep does). The
+    idempotency key is scoped to `key_scope`, the caller's wallet (by default the event's).
     """
-    event = _new_event(settings, wallet_id, event_type, data, utcnow(), dispatch is not None)
+    event = _new_event(settings, wallet_id, event_type, data, utcnow(), sending)
     key = None
     if idempotency_key is not None:
         request = _request_hash("event", [(wallet_id, event_type, data)])
         key = _new_key(settings, key_scope or wallet_id, idempotency_key, request, event.body)
-    rows, replay = _store(db, [event], key)
+    deliveries, replay = _store(conn, [event], key)
     if replay is not None:
-        stored = json.loads(replay)
-        return PublishedEvent(uuid.UUID(stored["id"]), stored["type"], replay, [], True)
-    deliveries = _send(db, dispatch, rows)
-    if metrics is not None:
-        metrics.event_published(event_type)
+        stored_event = json.loads(replay)
+        return PublishedEvent(uuid.UUID(stored_event["id"]), stored_event["type"], replay, [], True)
     return PublishedEvent(event.id, event_type, event.body, deliveries)
 
 
 def publish_events(
-    db: Database,
+    conn: Connection,
     settings: Settings,
     events: Sequence[EventInput],
-    dispatch: Dispatch | None = None,
-    metrics: MetricsRecorder | None = None,
+    sending: bool = True,
     idempotency_key: str | None = None,
     key_scope: uuid.UUID | None = None,
 ) -> PublishedBatch:
-    """Store 1 to 100 events together, or none of them; then send their tasks.
+    """Store 1 to 100 events together, or none of them; the caller commits and sends.
 
     Every event is checked before anything is stored: the first invalid one is an
     InvalidInput naming its index (`events[3].data.state: ...`). The events are ordered as
@@ -146,44 +155,40 @@ def publish_events(
     """
     if not 1 <= len(events) <= MAX_BATCH:
         raise InvalidInput(f"events: from 1 to {MAX_BATCH} events, got {len(events)}")
-    now, enqueued = utcnow(), dispatch is not None
-    stored = []
+    now = utcnow()
+    new = []
     for index, item in enumerate(events):
         moment = now + timedelta(microseconds=index)
         try:
-            event = _new_event(settings, item.wallet_id, item.type, item.data, moment, enqueued)
+            event = _new_event(settings, item.wallet_id, item.type, item.data, moment, sending)
         except InvalidInput as exc:
             raise InvalidInput(f"events[{index}].{exc.detail}") from None
-        stored.append(event)
-    body = '{"events":[' + ",".join(event.body for event in stored) + "]}"
+        new.append(event)
+    body = '{"events":[' + ",".join(event.body for event in new) + "]}"
     key = None
     if idempotency_key is not None:
         request = _request_hash("batch", [(e.wallet_id, e.type, e.data) for e in events])
         key = _new_key(settings, key_scope or events[0].wallet_id, idempotency_key, request, body)
-    rows, replay = _store(db, stored, key)
+    deliveries, replay = _store(conn, new, key)
     if replay is not None:
         return PublishedBatch(replay, [], True)
-    deliveries = _send(db, dispatch, rows)
-    if metrics is not None:
-        for event in stored:
-            metrics.event_published(event.type)
-    return PublishedBatch(body, deliveries)
+    return PublishedBatch(body, deliveries, types=[event.type for event in new])
 
 
-def _new_event(settings: Settings, wallet_id, event_type, data, now, enqueued: bool):
+def _new_event(settings: Settings, wallet_id, event_type, data, now: datetime, sending: bool):
     kind = check_event(event_type, data)
     event_id = uuid.uuid4()
-    return statements.NewEvent(
+    return NewEvent(
         id=event_id,
         wallet_id=wallet_id,
         type=event_type,
         body=encode_envelope(event_id, event_type, now, data, wallet_id),
         created_at=now,
         notified=is_notified(kind, data),
-        enqueued=enqueued,
+        enqueued=sending,
         global_url=settings.global_webhook_url or None,
         record_key=record_key(kind, data),
-        global_ordered=settings.global_webhook_ordering == "record",
+        global_ordered=settings.global_webhook_ordering == Ordering.RECORD,
     )
 
 
@@ -198,9 +203,9 @@ def _request_hash(kind: str, events: list[tuple]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _new_key(settings: Settings, scope, key: str, request_hash: str, response: str):
+def _new_key(settings: Settings, scope, key: str, request_hash: str, response: str) -> NewKey:
     now = utcnow()
-    return statements.NewKey(
+    return NewKey(
         scope=scope,
         key=key,
         request_hash=request_hash,
@@ -210,68 +215,31 @@ def _new_key(settings: Settings, scope, key: str, request_hash: str, response: s
     )
 
 
-def _send(db: Database, dispatch: Dispatch | None, rows: list[tuple]) -> list[Outgoing]:
-    deliveries = [Outgoing.from_row(row) for row in rows]
-    if dispatch is not None and deliveries:
-        dispatch_or_leave_for_sweep(db, dispatch, deliveries)
-    return deliveries
-
-
 def _store(
-    db: Database, events: list[statements.NewEvent], key: statements.NewKey | None
-) -> tuple[list[tuple], str | None]:
-    """(delivery rows, None), or ([], the stored answer) for a repeat of a keyed request.
+    conn: Connection, events: list[NewEvent], key: NewKey | None
+) -> tuple[list[Outgoing], str | None]:
+    """(deliveries, None), or ([], the stored answer) for a repeat of a keyed request.
 
-    Without a key: one atomic statement on PostgreSQL; one transaction on SQLite. With one,
-    the key and the events in one transaction: a second request with the same key waits for
-    the first one's commit and reads its answer, or takes the key if the first rolled back.
-
-    A foreign key fails when a wallet does not exist, or when one of its webhooks was deleted
-    between the statement's snapshot and its insert: the second try no longer sees that webhook,
-    so the events are stored for the others; a wallet that does not exist fails both.
+    The key and the events are stored together or not at all: a second request with the same
+    key waits for the first one's commit and reads its answer, or takes the key if the first
+    rolled back. A wallet that does not exist fails the events' foreign key.
     """
-    for last_try in (False, True):
-        try:
-            if key is None:
-                with db.statements() as connection:
-                    return statements.publish(connection, events), None
-            with db.engine.begin() as connection:
-                if not statements.take_key(connection, key):
-                    return [], _replay(connection, key)
-                return statements.publish(connection, events), None
-        except IntegrityError:
-            if last_try:
-                wallets = ", ".join(dict.fromkeys(str(event.wallet_id) for event in events))
-                raise NotFound(f"Wallet id {wallets} does not exist.") from None
-    raise AssertionError("unreachable")
+    try:
+        return stored.publish(conn, events, key), None
+    except stored.KeyTaken:
+        return [], _replay(conn, key)
+    except IntegrityError:
+        wallets = ", ".join(dict.fromkeys(str(event.wallet_id) for event in events))
+        raise NotFound(f"Wallet id {wallets} does not exist.") from None
 
 
-def _replay(connection, key: statements.NewKey) -> str:
-    stored = statements.read_key(connection, key.scope, key.key)
-    if stored is None:  # removed by the purge between the two statements: rare; ask again
+def _replay(conn, key: NewKey) -> str:
+    stored_key = stored.read_key(conn, key.scope, key.key)
+    if stored_key is None:  # removed by the purge between the two statements: rare; ask again
         raise KeyReused("The idempotency key was just released; send the request again.")
-    request_hash, response = stored
-    if request_hash != key.request_hash:
+    if stored_key.request_hash != key.request_hash:
         raise KeyReused(
             "This Idempotency-Key was used with a different request; use a new key for a new "
             "request."
         )
-    return response
-
-
-def dispatch_or_leave_for_sweep(db: Database, dispatch: Dispatch, deliveries: Sequence[Outgoing]):
-    try:
-        dispatch(deliveries)
-    except Exception as exc:
-        log.warning(
-            "could not send %d delivery tasks (%s); the sweep will send them",
-            len(deliveries),
-            type(exc).__name__,
-        )
-        leave_for_sweep(db, [delivery.id for delivery in deliveries])
-
-
-def leave_for_sweep(db: Database, delivery_ids: Sequence[uuid.UUID]) -> None:
-    """Mark deliveries as not sent: the next sweep sends their tasks."""
-    with db.statements() as connection:
-        statements.leave_for_sweep(connection, list(delivery_ids))
+    return stored_key.response

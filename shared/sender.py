@@ -24,11 +24,10 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from shared import __version__, deadline
+from shared import deadline
 from shared.netguard import AddressPolicy, BlockedDestination, pool_classes
 from shared.settings import Settings
 
-USER_AGENT = f"cloud-agent-webhooks/{__version__}"
 MAX_RESPONSE_BYTES = 4096  # receivers' answers are not needed; read a little, then hang up
 
 
@@ -59,9 +58,9 @@ class Sender:
         started = time.perf_counter()
         if self.https_only and urlsplit(url).scheme != "https":
             return SendResult(None, "refused: plain http is not allowed (WEBHOOK_HTTPS_ONLY)", 0.0)
-        attempt = deadline.Attempt(self.timeout)
-        deadline.set_current(attempt)
-        self.watchdog.watch(attempt)
+        limit = deadline.Deadline(self.timeout)
+        deadline.set_current(limit)
+        self.watchdog.watch(limit)
         try:
             response = self.pool.urlopen(
                 "POST",
@@ -80,21 +79,21 @@ class Sender:
             finally:
                 # Done with the socket: from here the watchdog leaves it alone, before it goes
                 # back to the pool for another attempt (or is closed).
-                attempt.finish()
+                limit.finish()
             if more:
                 response.close()  # an unread body would poison the pooled connection
             response.release_conn()
-            if attempt.expired:
+            if limit.expired:
                 raise deadline.DeadlineExceeded("deadline passed")
             return SendResult(response.status, None, _elapsed_ms(started), _retry_after(response))
         except Exception as exc:  # every failure is a failed attempt, described without the URL
-            if attempt.expired or time.monotonic() >= attempt.deadline:
+            if limit.expired or time.monotonic() >= limit.at:
                 error = f"timeout: no complete response within {self.timeout:g}s"
             else:
                 error = describe_error(exc, self.timeout)
             return SendResult(None, error, _elapsed_ms(started))
         finally:
-            attempt.finish()
+            limit.finish()
             deadline.set_current(None)
 
 

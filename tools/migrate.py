@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
 
 from shared.db import Database
 from shared.services.bootstrap import (
@@ -16,11 +14,9 @@ from shared.services.bootstrap import (
     ensure_system_webhook_rows,
 )
 from shared.settings import Settings
+from shared.store.dialect import migration_lock
 
-log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-# Any constant: it serialises concurrent releases and web starts on PostgreSQL.
-MIGRATION_LOCK_ID = 7_240_113
 
 
 def alembic_config() -> Config:
@@ -40,21 +36,11 @@ def prepare_database(settings: Settings) -> None:
         prepared_statements=settings.database_prepared_statements,
     )
     try:
-        with db.engine.connect() as connection:
-            if not db.is_sqlite:
-                connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
-                connection.commit()
-            try:
-                config = alembic_config()
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-                connection.commit()
-            finally:
-                if not db.is_sqlite:
-                    connection.execute(
-                        text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID}
-                    )
-                    connection.commit()
+        with db.engine.connect() as connection, migration_lock(connection):
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
         with db.transaction() as session:
             ensure_system_webhook_rows(session)
             salt = api_key_salt(session, settings)

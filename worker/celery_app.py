@@ -43,9 +43,9 @@ celery_app.conf.update(
         # pending or in flight until an attempt is recorded, and the beat sweep re-sends what
         # no message carries any more. Kombu's acknowledgement emulation on Redis (an "unacked"
         # hash and index written on every fetch and cleared on every ack) would only duplicate
-        # that bookkeeping, and it cost a quarter of the worker's CPU per delivery. Without it a
-        # message is gone from Redis once fetched; a worker that stops cleanly puts back what
-        # it holds, and what a killed worker held comes back through the sweep.
+        # that bookkeeping on every message (BENCHMARKS.md has its cost). Without it a message
+        # is gone from Redis once fetched; a worker that stops cleanly puts back what it
+        # holds, and what a killed worker held comes back through the sweep.
         "ack_emulation": False,
         "socket_timeout": 10,
         "socket_connect_timeout": 3,
@@ -69,8 +69,8 @@ celery_app.conf.update(
         },
         "purge": {
             "task": "webhooks.purge",
-            # Each run purges for up to RUN_SECONDS: every minute keeps up with ingest far
-            # above what one service sustains (BENCHMARKS.md), and never overlaps itself.
+            # Each run purges for up to RUN_SECONDS, so runs never overlap; how far that keeps
+            # ahead of ingest is measured in BENCHMARKS.md (scenario purge).
             "schedule": 60.0,
             "options": {"queue": RETRY_QUEUE, "expires": 60.0},
         },

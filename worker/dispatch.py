@@ -4,7 +4,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from shared.publishing import Outgoing
+from shared.store.rows import Outgoing
 from worker.celery_app import FIRST_QUEUE, celery_app
 
 DELIVER_TASK = "webhooks.deliver"
@@ -18,9 +18,8 @@ def send_deliveries(deliveries: Sequence[Outgoing]) -> None:
     worker applies the caps before touching the database.
 
     Each message is Celery's own (its protocol's headers and body, built by Celery), published
-    straight to the queue: `send_task`'s routing, option merging, signals and argument
-    reprs are for tasks in general and cost the API about a third of its per-message time
-    here, where the queue and the options never change.
+    straight to the queue: `send_task`'s routing, option merging, signals and argument reprs
+    serve tasks in general, and here the queue and the options never change.
     """
     # When the message was sent: the sweep compares it with the deliveries' enqueued_at to
     # tell which ones may still be queued.
@@ -43,9 +42,9 @@ def send_deliveries(deliveries: Sequence[Outgoing]) -> None:
             message.headers[SENT_AT] = sent_at
             producer.publish(
                 message.body,
-                # The default exchange routes straight onto the queue's list. No declaration
-                # before every message: that retried, cached check cost a twentieth of the
-                # API's CPU.
+                # The default exchange routes straight onto the queue's list; the queue is
+                # declared by the workers, so no declaration (a cached, retried check) per
+                # message.
                 exchange="",
                 routing_key=FIRST_QUEUE,
                 declare=[],

@@ -10,12 +10,13 @@ import redis
 from celery.exceptions import MaxRetriesExceededError, Reject
 from celery.signals import worker_process_init
 
+from shared.attempt_rules import Outcome
 from shared.db import Database
 from shared.logs import configure_logging
 from shared.metrics import MetricsRecorder
-from shared.publishing import dispatch_or_leave_for_sweep, leave_for_sweep
+from shared.outbox import leave_for_sweep, send_after_commit
 from shared.sender import Sender
-from shared.services.delivery import RETRY, Deliverer
+from shared.services.delivery import Deliverer
 from shared.services.health import HealthTracker
 from shared.services.retention import purge
 from shared.services.sweep import sweep
@@ -52,7 +53,7 @@ class _Resources:
         cls.broker = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
         # Claims and records go through the store (batched on PostgreSQL), so a few
         # connections serve all the threads: at most 16 per engine, 32 per worker process
-        # (PostgreSQL allows ~100 across all processes; more made a backlog fail to connect).
+        # (PostgreSQL allows ~100 across all processes).
         db = Database(
             settings.database_url,
             pool_size=8,
@@ -80,14 +81,14 @@ def _reset_after_fork(**_):
 @celery_app.task(name=DELIVER_TASK, bind=True, max_retries=settings.webhook_max_retries)
 def deliver(self, delivery_id: str, webhook: str | None = None, host: str | None = None, **_):
     resources = _Resources.get()
-    attempted = resources.deliverer.attempt(delivery_id, webhook, host)
-    if attempted.to_send:
-        dispatch_or_leave_for_sweep(resources.db, send_deliveries, attempted.to_send)
-    if attempted.outcome != RETRY:
-        return attempted.outcome
+    done = resources.deliverer.run(delivery_id, webhook, host)
+    send_after_commit(resources.db, send_deliveries, done.to_send)
+    if done.outcome != Outcome.RETRY:
+        return done.outcome
     try:
+        # The countdown the rules set, the same that the delivery's row now says it is due at.
         raise self.retry(
-            countdown=settings.webhook_retry_countdown,
+            countdown=done.retry_in,
             max_retries=settings.webhook_max_retries,
             queue=RETRY_QUEUE,
         )
@@ -95,7 +96,7 @@ def deliver(self, delivery_id: str, webhook: str | None = None, host: str | None
         # Celery's counter ran out but the database allows another attempt (this message was
         # re-sent by the sweep): leave the row pending for the sweep.
         leave_for_sweep(resources.db, [uuid.UUID(delivery_id)])
-        return attempted.outcome
+        return done.outcome
     except Reject:
         # The retry message could not be published (broker down); the sweep sends it later.
         leave_for_sweep(resources.db, [uuid.UUID(delivery_id)])
@@ -128,11 +129,11 @@ def sweep_deliveries() -> int:
     oldest_queued = _oldest_queued_at(resources.broker)
     with resources.db.transaction() as session:
         metrics = resources.deliverer.metrics
-        ids = sweep(session, settings, oldest_queued, on_probe=metrics.probe_started)
-    if ids:
-        dispatch_or_leave_for_sweep(resources.db, send_deliveries, ids)
-        log.info("sweep re-sent %d deliveries", len(ids))
-    return len(ids)
+        outgoing = sweep(session, settings, oldest_queued, on_probe=metrics.probe_started)
+    send_after_commit(resources.db, send_deliveries, outgoing)
+    if outgoing:
+        log.info("sweep re-sent %d deliveries", len(outgoing))
+    return len(outgoing)
 
 
 @celery_app.task(name="webhooks.purge")

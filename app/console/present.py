@@ -8,8 +8,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from shared.attempt_rules import shown_headers
 from shared.models import Delivery, DeliveryStatus, Webhook
-from shared.sender import USER_AGENT
 from shared.services.overview import LastHour
 from shared.settings import Settings
 from shared.timeutil import as_utc
@@ -29,19 +29,10 @@ def pretty_json(body: str | None) -> str:
 
 
 def headers_sent(delivery: Delivery, webhook: Webhook | None, settings: Settings) -> list:
-    """The request headers of each attempt, values of custom headers and signatures hidden."""
-    rows = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT)]
-    if webhook is not None:
-        rows += [(name, MASK) for name in sorted(webhook.custom_headers or {})]
-    if delivery.target == "global" and settings.global_webhook_api_key:
-        rows.append(("Authorization", MASK))
-    rows += [
-        ("webhook-id", str(delivery.event_id)),
-        ("webhook-timestamp", "the attempt's start, in seconds since 1970 (UTC)"),
-    ]
-    if delivery.target == "wallet" or settings.global_webhook_secret:
-        rows.append(("webhook-signature", "v1,… HMAC-SHA256 of id.timestamp.body (hidden)"))
-    return rows
+    """The request headers of each attempt, as the attempt's rules make them, with the values
+    of custom headers, credentials and signatures hidden."""
+    custom_headers = None if webhook is None else webhook.custom_headers
+    return shown_headers(delivery, custom_headers, settings, MASK)
 
 
 def parse_uuid(value: str | None) -> uuid.UUID | None:

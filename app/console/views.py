@@ -14,9 +14,9 @@ from app.state import state
 from shared import __version__
 from shared.errors import ServiceError
 from shared.event_types import EVENT_TYPES
-from shared.models import Webhook
-from shared.publishing import Outgoing, dispatch_or_leave_for_sweep
+from shared.models import FINISHED, Webhook
 from shared.services import delivery_log, overview, webhooks
+from shared.store.rows import Outgoing
 from shared.timeutil import utcnow
 
 PAGE = 25
@@ -224,11 +224,9 @@ def webhook_recover(webhook_id):
         return acted("error", "Give the time to recover from (UTC).", "console.home")
     app_state = state()
     with app_state.db.transaction() as db:
-        rows = webhooks.recover_webhook(db, g.viewer.wallet_id, webhook_id, since)
-    if rows and app_state.dispatch is not None:
-        outgoing = [Outgoing.from_row(row) for row in rows]
-        dispatch_or_leave_for_sweep(app_state.db, app_state.dispatch, outgoing)
-    text = f"{len(rows)} failed deliveries since {present.when(since)} are being sent again."
+        outgoing = webhooks.recover_webhook(db, g.viewer.wallet_id, webhook_id, since)
+    app_state.send(outgoing)
+    text = f"{len(outgoing)} failed deliveries since {present.when(since)} are being sent again."
     return acted("success", text, "console.home")
 
 
@@ -318,7 +316,7 @@ def delivery_page(delivery_id):
         body=present.pretty_json(body),
         headers=headers,
         notice=g.console.pop_notice(),
-        redeliverable=delivery.status in ("delivered", "failed") and delivery.webhook_id,
+        redeliverable=delivery.status in FINISHED and delivery.webhook_id,
     )
 
 
@@ -329,14 +327,12 @@ def delivery_redeliver(delivery_id):
     try:
         with app_state.db.transaction() as db:
             delivery = delivery_log.redeliver(db, g.viewer.wallet_id, delivery_id)
-            outgoing = Outgoing.from_row((delivery.id, delivery.url, delivery.webhook_id))
     except ServiceError as exc:
         if exc.status == 404:
             raise
         g.console.notice("error", f"Not redelivered: {exc.detail}")
     else:
-        if app_state.dispatch is not None:
-            dispatch_or_leave_for_sweep(app_state.db, app_state.dispatch, [outgoing])
+        app_state.send([Outgoing.of(delivery)])
         g.console.notice("success", "Redelivery started: a fresh round of attempts.")
     return redirect(url_for("console.delivery_page", delivery_id=delivery_id), 303)
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.errors import Conflict, NotFound
-from shared.models import FINISHED, Attempt, Delivery
-from shared.store import statements
+from shared.models import FINISHED, Attempt, Delivery, Target
+from shared.store import deliveries
 from shared.timeutil import utcnow
 
 
@@ -18,7 +18,7 @@ def _visible(query, wallet_id: uuid.UUID | None):
     """Tenants see their wallet's webhooks' deliveries; the operator (None) sees all."""
     if wallet_id is None:
         return query
-    return query.where(Delivery.wallet_id == wallet_id, Delivery.target == "wallet")
+    return query.where(Delivery.wallet_id == wallet_id, Delivery.target == Target.WALLET)
 
 
 def list_deliveries(
@@ -72,17 +72,17 @@ def attempts_of(session: Session, delivery_id: uuid.UUID) -> list[Attempt]:
 def redeliver(session: Session, wallet_id: uuid.UUID | None, delivery_id: uuid.UUID) -> Delivery:
     """Start a fresh round of attempts with the same event id and bytes."""
     delivery = get_delivery(session, wallet_id, delivery_id)
-    if delivery.target == "wallet" and delivery.webhook_id is None:
+    if delivery.target == Target.WALLET and delivery.webhook_id is None:
         raise Conflict("The webhook of this delivery was deleted.")
     if delivery.status not in FINISHED:
         raise Conflict(
             f"The delivery is {delivery.status}; only a finished one can be redelivered."
         )
-    if not statements.start_round(session.connection(), delivery_id, delivery.round, utcnow()):
+    if not deliveries.start_round(session.connection(), delivery_id, delivery.round, utcnow()):
         raise Conflict("Another redelivery of this delivery has just started.")
     session.refresh(delivery)
     # Allowed, but a receiver that keeps each record's state would be moved back by it.
-    delivery.out_of_order = statements.later_of_record(session.connection(), delivery)
+    delivery.out_of_order = deliveries.later_of_record(session.connection(), delivery)
     delivery.note = OUT_OF_ORDER if delivery.out_of_order else None
     return delivery
 

@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared import attempt_rules as rules
 from shared.db import Database
 from shared.models import Delivery, DeliveryStatus, Webhook, WebhookStatus
-from shared.publishing import Outgoing
 from shared.sender import SendResult
 from shared.services import operations
 from shared.settings import Settings
-from shared.store import statements
+from shared.store import waiting
+from shared.store.rows import Outgoing
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class HealthTracker:
         """Note the outcome; on recovery, the first waiting deliveries released (to send)."""
         if result.ok and self._recently_healthy(webhook_id):
             # Failures other processes counted since then were ended by the statement that
-            # recorded this success (`statements.record`): nothing more to write.
+            # recorded this success (`shared.store.attempts.record`): nothing more to write.
             return []
         with self.db.transaction() as session:
             webhook = session.get(Webhook, webhook_id, with_for_update=True, populate_existing=True)
@@ -66,8 +67,7 @@ class HealthTracker:
                 note_failure(self.settings, webhook, delivery_id, result, now)
                 to_send = self._if_delivery_failed(session, delivery_id, now)
             if webhook.status != before:
-                conn = session.connection()
-                to_send += operations.webhook_changed(conn, self.settings, webhook, now)
+                to_send += operations.webhook_changed(session, self.settings, webhook, now)
             healthy = webhook.status == WebhookStatus.ACTIVE and not webhook.consecutive_failures
         with self._lock:
             if healthy:
@@ -83,7 +83,7 @@ class HealthTracker:
         delivery = session.get(Delivery, delivery_id)
         if delivery is None or delivery.status != DeliveryStatus.FAILED:
             return []
-        return operations.delivery_failed(session.connection(), self.settings, delivery, now)
+        return operations.delivery_failed(session, self.settings, delivery, now)
 
     def _recently_healthy(self, webhook_id: uuid.UUID) -> bool:
         with self._lock:
@@ -106,8 +106,7 @@ def note_success(
     webhook.release_pace = RELEASE_PACE_START
     session.flush()
     log.info("webhook recovered: webhook=%s", webhook.id)
-    released = statements.release_waiting(session.connection(), webhook.id, RELEASE_PACE_START, now)
-    return [Outgoing.from_row(row) for row in released]
+    return waiting.release_waiting(session.connection(), webhook.id, RELEASE_PACE_START, now)
 
 
 def note_failure(
@@ -115,11 +114,9 @@ def note_failure(
 ) -> None:
     webhook.consecutive_failures += 1
     webhook.last_failure_at = now
-    if result.retry_after is not None:
-        hold = min(result.retry_after, settings.retry_after_max)
-        until = now + timedelta(seconds=hold)
-        if webhook.hold_until is None or webhook.hold_until < until:
-            webhook.hold_until = until
+    until = rules.hold_until(settings, result.retry_after, now)
+    if until is not None and (webhook.hold_until is None or webhook.hold_until < until):
+        webhook.hold_until = until
     if webhook.status == WebhookStatus.ACTIVE:
         if webhook.consecutive_failures >= settings.circuit_failures:
             webhook.status = WebhookStatus.FAILING
@@ -132,8 +129,7 @@ def note_failure(
                 webhook.id,
             )
     elif webhook.status == WebhookStatus.FAILING and webhook.probe_delivery_id == delivery_id:
-        interval = min((webhook.probe_interval or 0) * 2, settings.probe_max_interval)
-        webhook.probe_interval = max(interval, settings.probe_interval)
+        webhook.probe_interval = rules.next_probe_interval(settings, webhook.probe_interval)
         webhook.next_probe_at = now + timedelta(seconds=webhook.probe_interval)
         webhook.probe_delivery_id = None
 
@@ -154,7 +150,7 @@ def tend_circuits(
         since = webhook.status_since or now
         if now - since >= timedelta(seconds=settings.disable_after):
             disable(session, webhook, now)
-            outgoing += operations.webhook_changed(conn, settings, webhook, now)
+            outgoing += operations.webhook_changed(session, settings, webhook, now)
             continue
         if webhook.probe_delivery_id is not None and _probe_is_stale(session, webhook):
             # Its probe will not be attempted (parked at a cap, or failed when its worker died):
@@ -164,24 +160,23 @@ def tend_circuits(
         held = webhook.hold_until is not None and webhook.hold_until > now
         due = webhook.next_probe_at is not None and webhook.next_probe_at <= now
         if webhook.probe_delivery_id is None and due and not held:
-            probe = statements.start_probe(conn, webhook.id, now)
+            probe = waiting.start_probe(conn, webhook.id, now)
             if probe is not None:
                 on_probe()
-                outgoing.append(Outgoing.from_row(probe))
-    waiting = select(Delivery.webhook_id).where(Delivery.status == DeliveryStatus.WAITING)
-    for webhook_id in session.scalars(waiting.distinct()).all():
+                outgoing.append(probe)
+    for webhook_id in waiting.webhooks_with_waiting(conn):
         webhook = session.get(Webhook, webhook_id)
         if webhook is not None and webhook.status == WebhookStatus.DISABLED:
             # Parked at a cap after it was disabled: recorded, never attempted.
-            statements.fail_waiting(conn, webhook_id, "webhook disabled", now)
+            waiting.fail_waiting(conn, webhook_id, "webhook disabled", now)
             continue
         if webhook is None or webhook.status != WebhookStatus.ACTIVE:
             continue
         pace = max(webhook.release_pace or 0, RELEASE_PACE_START)
-        released = statements.release_waiting(conn, webhook_id, pace, now)
+        released = waiting.release_waiting(conn, webhook_id, pace, now)
         if released:
             webhook.release_pace = min(pace * 2, RELEASE_PACE_MAX)
-            outgoing += [Outgoing.from_row(row) for row in released]
+            outgoing += released
     return outgoing
 
 
@@ -195,7 +190,7 @@ def disable(session: Session, webhook: Webhook, now: datetime) -> None:
     webhook.status_since = now
     webhook.probe_delivery_id = None
     webhook.next_probe_at = None
-    failed = statements.fail_waiting(session.connection(), webhook.id, "webhook disabled", now)
+    failed = waiting.fail_waiting(session.connection(), webhook.id, "webhook disabled", now)
     log.warning("webhook disabled after failing too long: webhook=%s failed=%d", webhook.id, failed)
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
-from shared.models import OPERATIONS_WEBHOOK_ID, Delivery, DeliveryStatus, Webhook, WebhookStatus
-from shared.publishing import Outgoing, encode_envelope
+from shared.models import OPERATIONS_WEBHOOK_ID, Delivery, Target, Webhook, WebhookStatus
+from shared.publishing import encode_envelope
 from shared.settings import Settings
-from shared.store import statements
+from shared.store import events
+from shared.store.rows import Outgoing
 from shared.timeutil import isoformat
 
-TYPES = ("WebhookFailing", "WebhookRecovered", "WebhookDisabled", "DeliveryFailed")
 _ON_STATUS = {
     WebhookStatus.FAILING: "WebhookFailing",
     WebhookStatus.ACTIVE: "WebhookRecovered",
@@ -25,7 +25,7 @@ _ON_STATUS = {
 }
 
 
-def webhook_changed(conn: Connection, settings: Settings, webhook: Webhook, now) -> list:
+def webhook_changed(session: Session, settings: Settings, webhook: Webhook, now) -> list:
     """The operational event for a webhook's new status, if anyone listens."""
     if webhook.id == OPERATIONS_WEBHOOK_ID:  # never about itself: that would feed a loop
         return []
@@ -36,10 +36,10 @@ def webhook_changed(conn: Connection, settings: Settings, webhook: Webhook, now)
         "consecutiveFailures": webhook.consecutive_failures,
         "lastSuccessAt": isoformat(webhook.last_success_at) if webhook.last_success_at else None,
     }
-    return _notify(conn, settings, _ON_STATUS[webhook.status], webhook.wallet_id, data, now)
+    return _notify(session, settings, _ON_STATUS[webhook.status], webhook.wallet_id, data, now)
 
 
-def delivery_failed(conn: Connection, settings: Settings, delivery: Delivery, now) -> list:
+def delivery_failed(session: Session, settings: Settings, delivery: Delivery, now) -> list:
     if delivery.webhook_id == OPERATIONS_WEBHOOK_ID:
         return []
     data = {
@@ -51,10 +51,10 @@ def delivery_failed(conn: Connection, settings: Settings, delivery: Delivery, no
         "lastStatusCode": delivery.last_status_code,
         "lastError": delivery.last_error,
     }
-    return _notify(conn, settings, "DeliveryFailed", delivery.wallet_id, data, now)
+    return _notify(session, settings, "DeliveryFailed", delivery.wallet_id, data, now)
 
 
-def _notify(conn, settings, event_type, wallet_id, data, now: datetime) -> list[Outgoing]:
+def _notify(session, settings, event_type, wallet_id, data, now: datetime) -> list[Outgoing]:
     url = settings.operations_webhook_url
     if not url:
         return []
@@ -66,19 +66,7 @@ def _notify(conn, settings, event_type, wallet_id, data, now: datetime) -> list[
         "body": encode_envelope(event_id, event_type, now, data, wallet_id),
         "created_at": now,
     }
-    delivery = {
-        "id": uuid.uuid4(),
-        "event_id": event_id,
-        "wallet_id": wallet_id,
-        "webhook_id": OPERATIONS_WEBHOOK_ID,
-        "target": "operations",
-        "url": url,
-        "status": DeliveryStatus.PENDING,
-        "round": 1,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "enqueued_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
-    return [Outgoing.from_row(statements.insert_operational(conn, event, delivery))]
+    delivery = events.new_delivery(
+        event_id, wallet_id, OPERATIONS_WEBHOOK_ID, Target.OPERATIONS, url, now, enqueued=True
+    )
+    return [events.insert_event_with_delivery(session.connection(), event, delivery)]

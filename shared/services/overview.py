@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.models import ApiKey, Attempt, Delivery, DeliveryStatus, Entity, Event, Wallet, Webhook
+from shared.store.dialect import minute_of
 from shared.timeutil import as_utc
 
 MINUTES = 60
@@ -61,13 +62,13 @@ class LastHour:
 
 def last_hour(session: Session, now: datetime) -> LastHour:
     start = now.replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
-    minute = _minute(session)
+    conn = session.connection()
     failed = (
         (Attempt.status_code.is_(None)) | (Attempt.status_code < 200) | (Attempt.status_code > 299)
     )
 
     def per_minute(column, *where) -> list[int]:
-        bucket = minute(column)
+        bucket = minute_of(conn, column)
         rows = session.execute(
             select(bucket, func.count()).where(column >= start, *where).group_by(bucket)
         ).all()
@@ -90,12 +91,6 @@ def last_hour(session: Session, now: datetime) -> LastHour:
         waiting=count(Delivery.status == DeliveryStatus.WAITING),
         pending=count(Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT))),
     )
-
-
-def _minute(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        return lambda column: func.date_trunc("minute", column)
-    return lambda column: func.strftime("%Y-%m-%d %H:%M:00", column)
 
 
 def _parse(bucket) -> datetime:

@@ -1,14 +1,15 @@
-"""Retention: events whose deliveries have all finished are deleted after RETENTION_DAYS.
+"""Retention: events whose deliveries have all finished are deleted after RETENTION_DAYS, and
+idempotency keys after IDEMPOTENCY_TTL.
 
-The purge works in batches, each its own short transaction (`purge_batch`), and `purge` loops
-until nothing old is left or its time is up: a long transaction would hold locks and keep dead
-rows from being vacuumed while publishing goes on, and one capped batch per run fell behind
-any sustained ingest.
+`purge_batch` and `expire_keys` take a session like every service. `purge`, the periodic job,
+runs them in transactions of its own, batch after batch (`Database.in_batches`), until nothing
+old is left or its time is up: a long transaction would hold locks and keep dead rows from
+being vacuumed while publishing goes on, and one capped batch per run fell behind any sustained
+ingest.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from shared.db import Database
 from shared.models import UNFINISHED, Attempt, Delivery, Event
 from shared.settings import Settings
-from shared.store import statements
+from shared.store import events
 from shared.timeutil import utcnow
 
 BATCH_SIZE = 2_000
@@ -44,26 +45,23 @@ def purge_batch(session: Session, cutoff: datetime, limit: int = BATCH_SIZE) -> 
     return len(ids)
 
 
+def expire_keys(session: Session, settings: Settings, now: datetime) -> int:
+    """Idempotency keys older than IDEMPOTENCY_TTL are forgotten."""
+    expired_before = now - timedelta(seconds=settings.idempotency_ttl)
+    return events.delete_expired_keys(session.connection(), expired_before)
+
+
 def purge(
     db: Database,
     settings: Settings,
     batch_size: int = BATCH_SIZE,
     run_seconds: float = RUN_SECONDS,
 ) -> int:
-    """Purge in batches, each committed on its own, until done or `run_seconds` have passed.
-
-    Idempotency keys older than IDEMPOTENCY_TTL go first, whatever RETENTION_DAYS says."""
+    """The periodic purge: expired keys first, whatever RETENTION_DAYS says, then old events
+    in batches, each committed on its own; the number of events removed."""
     with db.transaction() as session:
-        expired_before = utcnow() - timedelta(seconds=settings.idempotency_ttl)
-        statements.delete_expired_keys(session.connection(), expired_before)
+        expire_keys(session, settings, utcnow())
     if settings.retention_days <= 0:
         return 0
     cutoff = utcnow() - timedelta(days=settings.retention_days)
-    deadline = time.monotonic() + run_seconds
-    removed = 0
-    while True:
-        with db.transaction() as session:
-            count = purge_batch(session, cutoff, batch_size)
-        removed += count
-        if count < batch_size or time.monotonic() >= deadline:
-            return removed
+    return db.in_batches(lambda session: purge_batch(session, cutoff, batch_size), run_seconds)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_
 from sqlalchemy.orm import Session
 
-from shared.models import Delivery, DeliveryStatus
-from shared.publishing import Outgoing
+from shared import attempt_rules as rules
+from shared.attempt_rules import Outcome
+from shared.models import Delivery
 from shared.services.health import tend_circuits
 from shared.settings import Settings
-from shared.store import statements
-from shared.store.statements import AttemptRecord
+from shared.store import attempts, deliveries
+from shared.store.rows import FinishedAttempt, Outgoing
 from shared.timeutil import utcnow
 
 LOST_ATTEMPT = "attempt lost: the worker stopped before recording an outcome"
@@ -40,62 +41,36 @@ def sweep(
     and a delivery sent again has a new `enqueued_at`, so it is not sent a third time.
     """
     now = utcnow()
-    again = _recover_lost_attempts(session, settings, now, batch)
+    conn = session.connection()
+    again = _recover_lost_attempts(conn, settings, now, batch)
     lost = Delivery.enqueued_at < now - timedelta(seconds=settings.delivery_stuck_after)
     if oldest_queued is not None:
         lost = and_(lost, Delivery.enqueued_at < oldest_queued - QUEUE_CLOCK_SLACK)
-    stuck = session.execute(
-        select(Delivery.id, Delivery.url, Delivery.webhook_id)
-        .where(
-            Delivery.status == DeliveryStatus.PENDING,
-            Delivery.next_attempt_at <= now,
-            or_(Delivery.enqueued_at.is_(None), lost),
+    stuck = deliveries.take_unsent(conn, lost, now, batch)
+    return again + stuck + tend_circuits(session, settings, now, on_probe)
+
+
+def _recover_lost_attempts(conn, settings: Settings, now: datetime, batch: int) -> list:
+    """An attempt still in flight after its lease died with its worker: it counts as failed,
+    and its delivery is sent again if its round has an attempt left."""
+    again, finished = [], []
+    for row in deliveries.take_expired_leases(conn, now, batch):
+        verdict = rules.after_lost_attempt(settings, row.attempts, now)
+        finished.append(
+            FinishedAttempt(
+                delivery_id=row.id,
+                round=row.round,
+                number=row.attempts,
+                started_at=row.lease_until - timedelta(seconds=settings.lease_seconds),
+                duration_ms=settings.lease_seconds * 1000,
+                status_code=None,
+                error=LOST_ATTEMPT,
+                status=verdict.status,
+                retry_at=verdict.retry_at,
+            )
         )
-        .order_by(Delivery.next_attempt_at)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if stuck:
-        statements.mark_enqueued(session.connection(), [row.id for row in stuck], now)
-    outgoing = [Outgoing.from_row((row.id, row.url, row.webhook_id)) for row in again + stuck]
-    return outgoing + tend_circuits(session, settings, now, on_probe)
-
-
-def _recover_lost_attempts(session: Session, settings: Settings, now, batch: int) -> list:
-    """An attempt still in flight after its lease died with its worker: it counts as failed."""
-    lost = session.execute(
-        select(
-            Delivery.id,
-            Delivery.round,
-            Delivery.attempts,
-            Delivery.lease_until,
-            Delivery.url,
-            Delivery.webhook_id,
-        )
-        .where(Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.lease_until < now)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
-    ).all()
-    records = [
-        AttemptRecord(
-            delivery_id=row.id,
-            round=row.round,
-            number=row.attempts,
-            started_at=row.lease_until - timedelta(seconds=settings.lease_seconds),
-            duration_ms=settings.lease_seconds * 1000,
-            status_code=None,
-            error=LOST_ATTEMPT,
-            status=_status_after_lost(settings, row.attempts),
-            retry_at=now if row.attempts < settings.max_attempts else None,
-        )
-        for row in lost
-    ]
-    if records:
-        statements.record(session.connection(), records, now)
-    return [row for row in lost if row.attempts < settings.max_attempts]
-
-
-def _status_after_lost(settings: Settings, number: int) -> DeliveryStatus:
-    if number < settings.max_attempts:
-        return DeliveryStatus.PENDING
-    return DeliveryStatus.FAILED
+        if verdict.outcome == Outcome.RETRY:
+            again.append(Outgoing.of(row))
+    if finished:
+        attempts.record(conn, finished, now)
+    return again

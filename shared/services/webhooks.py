@@ -15,7 +15,8 @@ from shared.netguard import AddressPolicy
 from shared.services import health
 from shared.settings import Settings
 from shared.signing import generate_secret
-from shared.store import statements
+from shared.store import deliveries
+from shared.store.rows import Outgoing
 from shared.timeutil import utcnow
 from shared.validation import check_custom_headers, check_destination, check_webhook_url
 
@@ -33,7 +34,7 @@ def create_webhook(
     """Register a webhook; with `settings`, refuse a URL their delivery rules would refuse.
 
     `ordering` "record": its deliveries about one record go one after another (see
-    `shared.store.statements`); it is fixed for the webhook's life."""
+    `shared.store.conditions`); it is fixed for the webhook's life."""
     if ordering not in tuple(Ordering):
         raise InvalidInput(f"ordering: must be one of {', '.join(Ordering)}, got {ordering!r}")
     url = check_webhook_url(url)
@@ -110,9 +111,9 @@ def enable_webhook(session: Session, wallet_id: uuid.UUID | None, webhook_id: uu
 
 def recover_webhook(
     session: Session, wallet_id: uuid.UUID | None, webhook_id: uuid.UUID, since: datetime
-) -> list:
+) -> list[Outgoing]:
     """A new round for each of the webhook's failed deliveries created since `since`, oldest
-    first (same event id and bytes): [(id, url, webhook id)] to send."""
+    first (same event id and bytes): the deliveries to send."""
     webhook = get_webhook(session, wallet_id, webhook_id)
     now = utcnow()
     failed = session.execute(
@@ -124,17 +125,16 @@ def recover_webhook(
         )
         .order_by(Delivery.created_at, Delivery.id)
     ).all()
-    started = [
-        (row.id, row.url, row.webhook_id)
+    return [
+        Outgoing.of(row)
         for row in failed
-        if statements.start_round(session.connection(), row.id, row.round, now)
+        if deliveries.start_round(session.connection(), row.id, row.round, now)
     ]
-    return started
 
 
 def delete_webhook(session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -> None:
     webhook = get_webhook(session, wallet_id, webhook_id)
-    statements.cancel_for_webhook(session.connection(), webhook_id, utcnow())
+    deliveries.cancel_for_webhook(session.connection(), webhook_id, utcnow())
     session.delete(webhook)
 
 

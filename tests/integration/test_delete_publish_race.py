@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 
 from shared.models import Delivery
-from shared.publishing import publish_event
+from shared.publishing import publish
 from shared.services.webhooks import create_webhook, delete_webhook
 from shared.store.stores import delivery_store
 from tests.helpers import connection_event
@@ -26,16 +26,14 @@ def _race(database, settings, webhook_id) -> list[BaseException]:
         with database.transaction() as session:
             delete_webhook(session, DEFAULT_WALLET, webhook_id)
 
-    def publish():
+    def publish_one():
         barrier.wait()
         try:
-            publish_event(
-                database, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event()
-            )
+            publish(database, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event())
         except BaseException as exc:  # noqa: BLE001 - any failure of the publish is the finding
             errors.append(exc)
 
-    threads = [threading.Thread(target=delete), threading.Thread(target=publish)]
+    threads = [threading.Thread(target=delete), threading.Thread(target=publish_one)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -11,15 +11,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
+from shared.attempt_rules import Outcome, signing_secrets
 from shared.db import PREPARE_AFTER, Database
 from shared.models import Attempt, Delivery, Webhook
-from shared.publishing import publish_event
+from shared.publishing import publish
 from shared.sender import SendResult
-from shared.services.delivery import DELIVERED, FAILED, RETRY, SKIPPED, record_attempt
+from shared.services.delivery import record_attempt
 from shared.services.webhooks import create_webhook, delete_webhook
 from shared.settings import load_settings
-from shared.store import statements
-from shared.store.statements import AttemptRecord
+from shared.store import claims
+from shared.store.rows import FinishedAttempt
 from shared.store.stores import BatchedStore, delivery_store
 from shared.timeutil import as_utc, utcnow
 from tests.helpers import connection_event
@@ -44,6 +45,7 @@ def store_database(request, base_env, tmp_path_factory):
     settings = load_settings(env)
     prepare_database(settings)
     db = Database(settings.database_url, prepared_statements=settings.database_prepared_statements)
+    db.test_prepared = settings.database_prepared_statements
     yield db
     db.dispose()
 
@@ -66,9 +68,7 @@ def _deliveries(db, settings, count: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
         webhook = create_webhook(session, DEFAULT_WALLET, "http://receiver.test/hook", {}, None, 10)
     ids = []
     for _ in range(count):
-        published = publish_event(
-            db, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event()
-        )
+        published = publish(db, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event())
         ids += [delivery.id for delivery in published.deliveries]
     return webhook.id, ids
 
@@ -103,7 +103,8 @@ def test_concurrent_claims_take_each_delivery_once(db, settings):
         if claim is not None:
             assert claim.number == 1
             assert claim.url == "http://receiver.test/hook"
-            assert claim.secrets and claim.secrets[0].startswith("whsec_")
+            secrets = signing_secrets(claim, settings, utcnow())
+            assert secrets and secrets[0].startswith("whsec_")
             assert '"type":"ConnectionUpdated"' in claim.body
     assert {_row(db, delivery_id).status for delivery_id in ids} == {"in_flight"}
 
@@ -115,10 +116,12 @@ def test_each_concurrent_record_gets_its_own_outcome(db, settings):
     results = [OK if index % 2 else ERROR for index in range(len(claims))]
     before = utcnow()
     outcomes = _in_threads(
-        lambda pair: record_attempt(store, settings, pair[0], before, pair[1]),
+        lambda pair: record_attempt(store, settings, pair[0], before, pair[1]).outcome,
         list(zip(claims, results, strict=True)),
     )
-    assert outcomes == [DELIVERED if index % 2 else RETRY for index in range(len(claims))]
+    assert outcomes == [
+        Outcome.DELIVERED if index % 2 else Outcome.RETRY for index in range(len(claims))
+    ]
     for index, delivery_id in enumerate(ids):
         row = _row(db, delivery_id)
         if index % 2:
@@ -141,8 +144,8 @@ def test_the_last_failed_attempt_fails_the_delivery(db, settings):
     for _ in range(settings.max_attempts):
         # A retry is due after the countdown; a claim accepts one due within a second.
         claim = store.claim(delivery_id)
-        outcomes.append(record_attempt(store, settings, claim, utcnow(), ERROR))
-    assert outcomes == [RETRY] * (settings.max_attempts - 1) + [FAILED]
+        outcomes.append(record_attempt(store, settings, claim, utcnow(), ERROR).outcome)
+    assert outcomes == [Outcome.RETRY] * (settings.max_attempts - 1) + [Outcome.FAILED]
     assert _row(db, delivery_id).status == "failed"
     assert store.claim(delivery_id) is None
 
@@ -153,14 +156,14 @@ def test_an_attempt_on_a_delivery_cancelled_meanwhile_leaves_it_cancelled(db, se
     claim = store.claim(delivery_id)
     with db.transaction() as session:
         delete_webhook(session, DEFAULT_WALLET, webhook_id)
-    assert record_attempt(store, settings, claim, utcnow(), OK) == SKIPPED
+    assert record_attempt(store, settings, claim, utcnow(), OK).outcome == Outcome.SKIPPED
     assert _row(db, delivery_id).status == "cancelled"
 
 
-def _record(claim, result: SendResult) -> AttemptRecord:
+def _record(claim, result: SendResult) -> FinishedAttempt:
     """The attempt row `record_attempt` would write, one outcome per result."""
     status, retry_at = ("delivered", None) if result.ok else ("pending", utcnow())
-    return AttemptRecord(
+    return FinishedAttempt(
         claim.id,
         claim.round,
         claim.number,
@@ -214,7 +217,7 @@ def test_a_failing_webhooks_deliveries_wait_and_are_released_oldest_first(db, se
             text("UPDATE webhooks SET status = 'active' WHERE id = :id"),
             {"id": webhook_id.hex if db.is_sqlite else str(webhook_id)},
         )
-    released = {row[0] for row in store.release_waiting(webhook_id, 2)}
+    released = {outgoing.id for outgoing in store.release_waiting(webhook_id, 2)}
     assert released == set(ids[:2])
     assert [_row(db, delivery_id).status for delivery_id in ids] == ["pending"] * 2 + [
         "waiting"
@@ -232,10 +235,10 @@ def test_a_recorded_success_ends_the_failures_other_processes_counted(db, settin
         session.get(Webhook, webhook_id).consecutive_failures = 3  # counted by another worker
     store = delivery_store(db, settings)
     failed = store.claim(ids[0])
-    assert record_attempt(store, settings, failed, utcnow(), ERROR) == RETRY
+    assert record_attempt(store, settings, failed, utcnow(), ERROR).outcome == Outcome.RETRY
     assert _failures(db, webhook_id) == 3  # a failure is the health tracker's to count
     succeeded = store.claim(ids[1])
-    assert record_attempt(store, settings, succeeded, utcnow(), OK) == DELIVERED
+    assert record_attempt(store, settings, succeeded, utcnow(), OK).outcome == Outcome.DELIVERED
     assert _failures(db, webhook_id) == 0
 
 
@@ -244,7 +247,7 @@ def _prepared_on_the_server(db, settings, runs: int) -> int:
     params = {"max_attempts": 3, "due_by": utcnow(), "lease_until": utcnow(), "now": utcnow()}
     with db.statements() as conn:
         for _ in range(runs):
-            statements.claim(conn, [uuid.uuid4()], params)
+            claims.claim(conn, [uuid.uuid4()], params)
         return conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
 
 
@@ -252,7 +255,7 @@ def test_hot_statements_are_prepared_on_the_server_unless_turned_off(db, setting
     if db.is_sqlite:
         pytest.skip("PostgreSQL's prepared statements")
     prepared = _prepared_on_the_server(db, settings, PREPARE_AFTER + 1)
-    if db.prepared_statements:
+    if db.test_prepared:
         assert prepared >= 1
     else:
         assert prepared == 0

@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from shared.errors import Conflict
 from shared.models import Delivery, DeliveryStatus
-from shared.publishing import publish_event
+from shared.publishing import publish
 from shared.services import delivery_log
 from shared.services.webhooks import create_webhook
 from tests.helpers import connection_event
@@ -24,9 +24,7 @@ def failed_delivery(database, settings):
         pytest.skip("concurrent transactions need PostgreSQL (TEST_DATABASE_URL)")
     with database.transaction() as session:
         create_webhook(session, DEFAULT_WALLET, "http://receiver.test/hook", {}, None, 10)
-    published = publish_event(
-        database, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event()
-    )
+    published = publish(database, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event())
     [delivery] = published.deliveries
     return delivery.id
 

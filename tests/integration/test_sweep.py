@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import update
 
 from shared.models import Delivery
-from shared.publishing import publish_event
+from shared.publishing import publish
 from shared.services.sweep import sweep
 from shared.services.webhooks import create_webhook
 from shared.timeutil import utcnow
@@ -24,9 +24,7 @@ def webhook(database):
 
 def _pending(database, settings, enqueued_ago: float | None) -> uuid.UUID:
     """A pending delivery whose message was sent `enqueued_ago` seconds ago (None: never)."""
-    published = publish_event(
-        database, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event()
-    )
+    published = publish(database, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event())
     (delivery,) = published.deliveries
     enqueued = None if enqueued_ago is None else utcnow() - timedelta(seconds=enqueued_ago)
     with database.transaction() as session:

@@ -21,15 +21,9 @@ from app.resources.events.schemas import (
 )
 from app.state import state
 from shared.errors import InvalidInput
-from shared.publishing import (
-    OPERATOR_SCOPE,
-    EventInput,
-    Outgoing,
-    dispatch_or_leave_for_sweep,
-    publish_event,
-    publish_events,
-)
+from shared.publishing import OPERATOR_SCOPE, EventInput, publish_event, publish_events
 from shared.services import delivery_log
+from shared.store.rows import Outgoing
 
 blp = Blueprint("events", __name__, url_prefix="/events", description="Events and deliveries")
 
@@ -66,19 +60,18 @@ class Events(MethodView):
     def post(self, body, wallet_id):
         """Publish a state change; answered once the event and its deliveries are stored"""
         key = _idempotency_key()
-        scope = wallet_id or OPERATOR_SCOPE
         app_state = state()
-        published = publish_event(
-            app_state.db,
-            app_state.settings,
-            _event_wallet(wallet_id, body),
-            body["type"],
-            body["data"],
-            dispatch=app_state.dispatch,
-            metrics=app_state.metrics,
-            idempotency_key=key,
-            key_scope=scope,
-        )
+        with app_state.db.statements() as conn:
+            published = publish_event(
+                conn,
+                app_state.settings,
+                _event_wallet(wallet_id, body),
+                body["type"],
+                body["data"],
+                idempotency_key=key,
+                key_scope=wallet_id or OPERATOR_SCOPE,
+            )
+        app_state.published(published)
         # The stored bytes themselves: what the client sees is exactly what targets receive.
         return Response(published.body, status=202, mimetype="application/json")
 
@@ -100,15 +93,15 @@ class EventBatch(MethodView):
             for i, item in enumerate(body["events"])
         ]
         app_state = state()
-        published = publish_events(
-            app_state.db,
-            app_state.settings,
-            events,
-            dispatch=app_state.dispatch,
-            metrics=app_state.metrics,
-            idempotency_key=key,
-            key_scope=wallet_id or OPERATOR_SCOPE,
-        )
+        with app_state.db.statements() as conn:
+            published = publish_events(
+                conn,
+                app_state.settings,
+                events,
+                idempotency_key=key,
+                key_scope=wallet_id or OPERATOR_SCOPE,
+            )
+        app_state.published(published)
         return Response(published.body, status=202, mimetype="application/json")
 
 
@@ -156,7 +149,5 @@ class Redelivery(MethodView):
         app_state = state()
         with app_state.db.transaction() as session:
             delivery = delivery_log.redeliver(session, wallet_id, delivery_id)
-        if app_state.dispatch is not None:
-            outgoing = Outgoing.from_row((delivery.id, delivery.url, delivery.webhook_id))
-            dispatch_or_leave_for_sweep(app_state.db, app_state.dispatch, [outgoing])
+        app_state.send([Outgoing.of(delivery)])
         return delivery

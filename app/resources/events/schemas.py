@@ -2,7 +2,7 @@ import marshmallow as ma
 
 from app.base import PageArgsSchema, Schema, Timestamp, page_schema
 from shared.event_types import EVENT_TYPES, EventType
-from shared.models import DeliveryStatus
+from shared.models import DeliveryStatus, Target
 from shared.publishing import MAX_BATCH
 
 STATUSES = [status.value for status in DeliveryStatus]
@@ -30,8 +30,8 @@ def _data_schema(event_type: EventType) -> type[ma.Schema]:
 
 
 DATA_SCHEMAS = {name: _data_schema(event_type) for name, event_type in EVENT_TYPES.items()}
-# One instance each, made once: a schema keeps no state between loads, and making one (its
-# fields deep-copied) cost more than the validation itself.
+# One instance each, made once: a schema keeps no state between loads, and making one deep-copies
+# its fields on every request.
 _DATA_VALIDATORS = {name: schema() for name, schema in DATA_SCHEMAS.items()}
 
 
@@ -137,7 +137,7 @@ class DeliverySchema(Schema):
     eventId = ma.fields.UUID(attribute="event_id", required=True)
     walletId = ma.fields.UUID(attribute="wallet_id", required=True, allow_none=True)
     webhookId = ma.fields.UUID(attribute="webhook_id", allow_none=True)
-    target = ma.fields.String(required=True, metadata={"enum": ["wallet", "global", "operations"]})
+    target = ma.fields.String(required=True, metadata={"enum": [t.value for t in Target]})
     url = ma.fields.String(required=True)
     status = ma.fields.String(required=True, metadata={"enum": STATUSES})
     round = ma.fields.Integer(required=True)

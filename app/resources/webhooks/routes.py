@@ -15,7 +15,6 @@ from app.resources.webhooks.schemas import (
     WebhookSchema,
 )
 from app.state import state
-from shared.publishing import Outgoing, dispatch_or_leave_for_sweep
 from shared.services import webhooks
 
 blp = Blueprint(
@@ -102,8 +101,6 @@ class WebhookRecover(MethodView):
         """Redeliver the webhook's failed deliveries since a time: a new round each"""
         app_state = state()
         with app_state.db.transaction() as session:
-            rows = webhooks.recover_webhook(session, wallet_id, webhook_id, body["since"])
-        if rows and app_state.dispatch is not None:
-            outgoing = [Outgoing.from_row(row) for row in rows]
-            dispatch_or_leave_for_sweep(app_state.db, app_state.dispatch, outgoing)
-        return {"redelivered": len(rows)}
+            outgoing = webhooks.recover_webhook(session, wallet_id, webhook_id, body["since"])
+        app_state.send(outgoing)
+        return {"redelivered": len(outgoing)}

@@ -1,0 +1,76 @@
+"""What differs between PostgreSQL and SQLite, for the store's statements and the few other
+places that must know (migrations, time buckets).
+
+PostgreSQL does each step of the hot path (publish, claim, record) in one statement, atomic by
+itself, on an autocommit connection; SQLite, which cannot, does the same in steps inside the
+caller's transaction. Each statement module keeps its two forms side by side and asks
+`is_postgres` which one to run.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import func, text
+from sqlalchemy.engine import Connection, Engine
+
+# Any constant: it serialises concurrent releases and web starts on PostgreSQL.
+MIGRATION_LOCK_ID = 7_240_113
+
+
+def is_postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+class CompiledOnce:
+    """A statement compiled to its SQL text on first use, then handed to the driver as is.
+
+    The hot statements run thousands of times a second with the same text, and SQLAlchemy's
+    per-execution work (cache key, parameter processing) is then a large part of their client
+    cost. Their parameters are plain values psycopg adapts by itself (UUIDs, aware datetimes,
+    text), and their rows come back as the driver gives them, with the columns' names.
+    """
+
+    def __init__(self, statement):
+        self.statement = statement
+        self._sql: str | None = None
+        self._constants: dict = {}  # the values the statement itself binds ('in_flight', 1)
+
+    def __call__(self, conn: Connection, params: dict):
+        if self._sql is None:
+            compiled = self.statement.compile(dialect=conn.dialect)
+            self._constants = {
+                name: value.value if isinstance(value, enum.Enum) else value
+                for name, value in compiled.params.items()
+            }
+            self._sql = str(compiled)
+        return conn.exec_driver_sql(self._sql, {**self._constants, **params})
+
+
+def minute_of(conn: Connection, column):
+    """The column's time truncated to its minute (a timestamp, or text on SQLite)."""
+    if is_postgres(conn):
+        return func.date_trunc("minute", column)
+    return func.strftime("%Y-%m-%d %H:%M:00", column)
+
+
+@contextmanager
+def migration_lock(conn: Connection) -> Iterator[None]:
+    """Serialise migrations across processes (SQLite has one writer: nothing to do)."""
+    if not is_postgres(conn):
+        yield
+        return
+    conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+        conn.commit()
+
+
+def takes_batches(engine: Engine) -> bool:
+    """Whether the hot statements take many rows at once (PostgreSQL's forms do)."""
+    return engine.dialect.name == "postgresql"

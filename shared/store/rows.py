@@ -1,0 +1,102 @@
+"""The rows that cross the store's border, each with its fields named.
+
+Statements return these rather than tuples, so a reader never counts columns to know what a
+value is, and adding a column is a change in one place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+from shared.models import DeliveryStatus, Target
+from shared.throttle import host_key
+
+
+class Outgoing(NamedTuple):
+    """A delivery whose task is to be sent: its id, its webhook, and where it goes."""
+
+    id: uuid.UUID
+    url: str
+    webhook_id: uuid.UUID | None
+
+    @property
+    def host(self) -> str:
+        """scheme://host:port (no path): what a worker applies the per-host cap to."""
+        return host_key(self.url)
+
+    @classmethod
+    def of(cls, row) -> Outgoing:
+        """From a result row with `id`, `url` and `webhook_id` columns."""
+        return cls(row.id, row.url, row.webhook_id)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery taken for one attempt, and what its webhook says about the request.
+
+    The attempt's rules (`shared.attempt_rules`) turn it into the request to send.
+    """
+
+    id: uuid.UUID
+    webhook_id: uuid.UUID | None
+    round: int
+    number: int  # this attempt's number in its round, from 1
+    event_id: uuid.UUID
+    target: Target
+    url: str
+    body: str
+    custom_headers: dict | None
+    secret: str | None
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    record_key: str | None  # set when its webhook keeps each record's order
+
+
+@dataclass(frozen=True)
+class FinishedAttempt:
+    """One attempt that ended, and where it leaves its delivery."""
+
+    delivery_id: uuid.UUID
+    round: int
+    number: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    status: DeliveryStatus  # the delivery's status after this attempt
+    retry_at: datetime | None  # when status is pending: the next attempt's time
+    webhook_id: uuid.UUID | None = None  # a success of this webhook ends its run of failures
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    id: uuid.UUID
+    wallet_id: uuid.UUID
+    type: str
+    body: str
+    created_at: datetime
+    notified: bool  # False: stored and sent to no one
+    enqueued: bool  # the caller sends the tasks at once; otherwise the sweep does
+    global_url: str | None
+    record_key: str | None = None  # the record it is about, for webhooks with record ordering
+    global_ordered: bool = False  # the global webhook keeps each record's order
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """An idempotency key to take, with the answer it will replay."""
+
+    scope: uuid.UUID
+    key: str
+    request_hash: str
+    response: str
+    created_at: datetime
+    expired_before: datetime  # a key stored before this time is free again
+
+
+class StoredKey(NamedTuple):
+    request_hash: str
+    response: str
