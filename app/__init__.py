@@ -61,13 +61,7 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
     )
     app.extensions["cloud_agent_webhooks"] = AppState(
         settings=settings,
-        # gunicorn runs 8 threads per process (gunicorn.conf.py); PostgreSQL allows ~100
-        # connections in all, shared with the workers.
-        db=Database(
-            settings.database_url,
-            pool_size=8,
-            prepared_statements=settings.database_prepared_statements,
-        ),
+        db=Database.for_process(settings),
         dispatch=dispatch,
         metrics=MetricsRecorder(settings.redis_url),
     )

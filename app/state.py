@@ -16,6 +16,7 @@ from shared.outbox import Dispatch, send_after_commit
 from shared.publishing import PublishedBatch, PublishedEvent
 from shared.services.bootstrap import api_key_salt
 from shared.services.tenancy import wallet_for_api_key
+from shared.services.webhooks import delete_webhook, detach_deliveries
 from shared.settings import Settings
 from shared.store.rows import Outgoing
 
@@ -40,6 +41,13 @@ class AppState:
     def send(self, outgoing: Sequence[Outgoing]) -> None:
         """After the commit: send the tasks of these deliveries (or leave them to the sweep)."""
         send_after_commit(self.db, self.dispatch, outgoing)
+
+    def delete_webhook(self, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -> None:
+        """Its deliveries let go of it in short transactions, then the row goes: no statement
+        holds the webhook (and the publishes that read it) for long."""
+        self.db.in_batches(lambda session: detach_deliveries(session, wallet_id, webhook_id))
+        with self.db.transaction() as session:
+            delete_webhook(session, wallet_id, webhook_id)
 
     def published(self, outcome: PublishedEvent | PublishedBatch) -> None:
         """After a publish's commit: send its tasks and count its events."""

@@ -165,11 +165,53 @@ def _retry(seconds: float, now: datetime) -> Verdict:
     return Verdict(Outcome.RETRY, DeliveryStatus.PENDING, now + timedelta(seconds=seconds), seconds)
 
 
-def hold_until(settings: Settings, retry_after: float | None, now: datetime) -> datetime | None:
-    """How long a receiver's Retry-After holds its webhook's attempts (capped), if it said."""
-    if retry_after is None:
+# What an attempt says about its receiver ------------------------------------------------
+
+
+class Signal(enum.StrEnum):
+    """What an attempt's answer says about the receiver, as Standard Webhooks reads it."""
+
+    UP = "up"  # 2xx
+    DOWN = "down"  # no answer, 5xx, 408 or 429: counts towards opening its circuit
+    REFUSED = "refused"  # another 4xx: this delivery failed, the receiver itself is up
+    GONE = "gone"  # 410: the receiver asks to be disabled
+
+
+# Answers that ask the sender to slow down: the webhook is held (Retry-After, if given).
+THROTTLING = (429, 502, 503, 504)
+
+
+def signal_of(status_code: int | None) -> Signal:
+    if status_code is not None and 200 <= status_code < 300:
+        return Signal.UP
+    if status_code == 410:
+        return Signal.GONE
+    if status_code is not None and 400 <= status_code < 500 and status_code not in (408, 429):
+        return Signal.REFUSED
+    return Signal.DOWN
+
+
+def hold_until(
+    settings: Settings, status_code: int | None, retry_after: float | None, now: datetime
+) -> datetime | None:
+    """How long an answer holds its webhook's attempts: a throttling answer for its
+    Retry-After (capped at WEBHOOK_RETRY_AFTER_MAX), or one retry countdown without one."""
+    if status_code not in THROTTLING:
         return None
-    return now + timedelta(seconds=min(retry_after, settings.retry_after_max))
+    seconds = settings.webhook_retry_countdown if retry_after is None else retry_after
+    return now + timedelta(seconds=min(seconds, settings.retry_after_max))
+
+
+def opens_circuit(
+    settings: Settings, consecutive_failures: int, last_success_at: datetime | None, now
+) -> bool:
+    """A webhook is failing after WEBHOOK_CIRCUIT_FAILURES consecutive failed attempts with no
+    success for two retry countdowns: a receiver that accepts retries keeps its circuit
+    closed, so the circuit never makes it wait longer than three attempts 5 s apart would."""
+    if consecutive_failures < settings.circuit_failures:
+        return False
+    quiet = timedelta(seconds=2 * settings.webhook_retry_countdown)
+    return last_success_at is None or now - as_utc(last_success_at) >= quiet
 
 
 def next_probe_interval(settings: Settings, interval: float | None) -> float:

@@ -7,12 +7,14 @@ import select
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+T = TypeVar("T")
 # psycopg prepares a statement on the server once a connection has run it this many times.
 PREPARE_AFTER = 5
 
@@ -35,24 +37,20 @@ def _replace_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
 
 def make_engine(
     database_url: str,
-    pool_size: int = 10,
-    autocommit: bool = False,
+    pool_size: int = 4,
+    max_overflow: int = 2,
     prepared_statements: bool = True,
 ) -> Engine:
+    """At most `pool_size` + `max_overflow` connections (the overflow closed when returned)."""
     if database_url.startswith("sqlite"):
         _ensure_sqlite_folder(database_url)
         engine = create_engine(database_url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _tune_sqlite)
         return engine
-    options = {}
-    if autocommit:
-        # Set once per connection rather than switched on every checkout and back on every
-        # checkin; with no transaction ever open there is nothing to roll back on return.
-        options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
     engine = create_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=max_overflow,
         pool_recycle=300,
         connect_args={
             # A dead database must answer 503 quickly, not hang the request.
@@ -68,7 +66,6 @@ def make_engine(
             # connection instead of on every call.
             "prepare_threshold": PREPARE_AFTER if prepared_statements else None,
         },
-        **options,
     )
     event.listen(engine, "checkout", _replace_if_closed_by_server)
     return engine
@@ -94,21 +91,31 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
 
 
 class Database:
-    """An engine and its session factory; one per process."""
+    """An engine, its one pool and its session factory; one per process.
+
+    Every process holds at most `pool_size` + `max_overflow` connections: statements and
+    transactions draw from the same pool (a statement connection is switched to autocommit
+    while it is out, which psycopg does without a round trip).
+    """
 
     def __init__(
         self,
         database_url: str,
-        pool_size: int = 10,
+        pool_size: int = 4,
+        max_overflow: int = 2,
         prepared_statements: bool = True,
     ):
-        self.engine = make_engine(database_url, pool_size, prepared_statements=prepared_statements)
+        self.engine = make_engine(database_url, pool_size, max_overflow, prepared_statements)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Its own pool, which opens connections only when first used.
-        self._autocommit_engine = (
-            None
-            if self.is_sqlite
-            else make_engine(database_url, pool_size, True, prepared_statements)
+
+    @classmethod
+    def for_process(cls, settings) -> Database:
+        """The database as the settings size it for a web or worker process."""
+        return cls(
+            settings.database_url,
+            settings.database_pool_size,
+            settings.database_max_overflow,
+            settings.database_prepared_statements,
         )
 
     @property
@@ -121,19 +128,23 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
-    def in_batches(self, work: Callable[[Session], int], seconds: float) -> int:
-        """Run `work` in a transaction of its own, again and again, until a run does nothing or
-        `seconds` have passed (one run at least); the total of what the runs returned.
+    def in_batches(self, work: Callable[[Session], T], seconds: float = float("inf"), then=None):
+        """Run `work` in a transaction of its own, again and again, until a run does nothing
+        (returns 0 or an empty list) or `seconds` have passed (one run at least). `then` gets
+        each run's result after its commit. Returns the runs' results added up.
 
-        For maintenance that must not hold one long transaction (the retention purge).
+        For work that must not hold one long transaction: the retention purge, recovering or
+        detaching thousands of deliveries.
         """
         deadline = time.monotonic() + seconds
-        total = 0
+        total = None
         while True:
             with self.transaction() as session:
                 done = work(session)
-            total += done
-            if done == 0 or time.monotonic() >= deadline:
+            if then is not None:
+                then(done)
+            total = done if total is None else total + done
+            if not done or time.monotonic() >= deadline:
                 return total
 
     @contextmanager
@@ -149,7 +160,8 @@ class Database:
             with self.engine.begin() as connection:
                 yield connection
             return
-        with self._autocommit_engine.connect() as connection:
+        with self.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
 
     @contextmanager
@@ -160,5 +172,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._autocommit_engine is not None:
-            self._autocommit_engine.dispose()

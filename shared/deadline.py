@@ -16,7 +16,7 @@ import itertools
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 
@@ -112,6 +112,12 @@ _current = threading.local()
 # More threads than slow webhooks may hold at once in a worker process (the slow share), so a
 # name server that hangs for some webhooks leaves resolvers for the others.
 _resolver = ThreadPoolExecutor(max_workers=48, thread_name_prefix="resolve")
+# The lookup running for each (host, port): every attempt to that host waits on it rather than
+# starting another, so a host whose name server hangs holds one resolver thread however many
+# attempts it has, and a lookup that outlives its attempt serves the next one instead of
+# piling up beside it.
+_lookups: dict[tuple[str, int], Future] = {}
+_lookups_lock = threading.Lock()
 
 
 def current() -> Deadline | None:
@@ -127,12 +133,26 @@ def resolve(host: str, port: int, deadline: Deadline | None) -> list:
     """getaddrinfo, waited for at most until the attempt's deadline."""
     if deadline is None or _is_address(host):
         return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    key = (host, port)
+    started = False
+    with _lookups_lock:
+        future = _lookups.get(key)
+        if future is None:
+            future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+            _lookups[key] = future
+            started = True
+    if started:  # outside the lock: a lookup already done runs its callback here and now
+        future.add_done_callback(lambda done: _forget(key, done))
     try:
         return future.result(timeout=deadline.remaining())
     except FutureTimeout:
-        future.cancel()  # still queued: it must not take a resolver thread from the others
         raise DeadlineExceeded("name resolution did not finish in time") from None
+
+
+def _forget(key: tuple[str, int], done: Future) -> None:
+    with _lookups_lock:
+        if _lookups.get(key) is done:
+            del _lookups[key]
 
 
 def _is_address(host: str) -> bool:

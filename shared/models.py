@@ -58,6 +58,19 @@ class Target(enum.StrEnum):
     OPERATIONS = "operations"  # OPERATIONS_WEBHOOK_URL, which receives operational events
 
 
+def shown_webhook_id(webhook_id: uuid.UUID | None, target: str) -> uuid.UUID | None:
+    """The id a webhook row goes by in answers and events: a wallet's row of the global
+    webhook is shown as the global webhook itself (the event's wallet tells which)."""
+    return GLOBAL_WEBHOOK_ID if target == Target.GLOBAL and webhook_id is not None else webhook_id
+
+
+def global_webhook_id(wallet_id: uuid.UUID) -> uuid.UUID:
+    """The row that holds one wallet's deliveries to the global webhook (its circuit, caps and
+    waiting deliveries): each wallet has its own, so that what one wallet's events meet at the
+    global receiver holds no other wallet's. GLOBAL_WEBHOOK_ID stands for all of them."""
+    return uuid.uuid5(GLOBAL_WEBHOOK_ID, str(wallet_id))
+
+
 # Deliveries the service still owes an attempt or an outcome.
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.IN_FLIGHT)
 # Deliveries that ended their round and may be redelivered.
@@ -119,8 +132,13 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# The Redis epoch the last sweep saw (`coordination.liveness.epoch`); "" before the first.
+BROKER_EPOCH = "broker_epoch"
+
+
 class SystemValue(Base):
-    """Values the service generates once and every process must agree on (the API key salt)."""
+    """Values the service generates once and every process must agree on (the API key salt),
+    or remembers across its processes (the broker's epoch)."""
 
     __tablename__ = "system_values"
 
@@ -144,12 +162,18 @@ class WebhookStatus(enum.StrEnum):
 
 
 class Webhook(Base):
-    """A wallet's webhook (or, with no wallet, the global webhook's row), and its health."""
+    """A wallet's webhook, or a row of the global or operations webhook, and its health.
+
+    `target` says which: a wallet's webhooks are `wallet`; each wallet also has a `global`
+    row (`global_webhook_id`) for its deliveries to GLOBAL_WEBHOOK_URL; the rows with no
+    wallet stand for the global webhook as a whole and for the operations webhook.
+    """
 
     __tablename__ = "webhooks"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     wallet_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("wallets.id"), index=True)
+    target: Mapped[str] = mapped_column(String(16), default=Target.WALLET)
     url: Mapped[str] = mapped_column(Text)
     custom_headers: Mapped[dict] = mapped_column(JSON, default=dict)
     event_types: Mapped[list | None] = mapped_column(JSON, nullable=True)
@@ -159,6 +183,7 @@ class Webhook(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default=WebhookStatus.ACTIVE)
     status_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why, when disabled
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -169,9 +194,9 @@ class Webhook(Base):
     probe_delivery_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     # Retry-After: no attempt before this time.
     hold_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # Waiting deliveries released per sweep; grows while the receiver keeps answering.
-    release_pace: Mapped[int] = mapped_column(Integer, default=0)
     ordering: Mapped[str] = mapped_column(String(16), default=Ordering.NONE)
+    # Deliveries per second the receiver asked for, across every worker; None: no limit.
+    rate_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Event(Base):
@@ -217,18 +242,19 @@ class Delivery(Base):
     # For a webhook with record ordering: the record the event is about (its type and id);
     # the delivery starts only after the earlier ones with the same key ended. NULL otherwise.
     record_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # With a record key: its place in publish order, from a database sequence (PostgreSQL) so
+    # that the clocks of the web hosts do not decide it.
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The worker process running the attempt in flight: when it is no longer alive, the sweep
+    # declares the attempt lost at once instead of waiting for its lease.
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
         Index("ix_deliveries_event_id", "event_id"),
         Index("ix_deliveries_wallet_id_created_at", "wallet_id", "created_at"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_deliveries_webhook_id_status_created_at", "webhook_id", "status", "created_at"),
-        Index(
-            "ix_deliveries_webhook_id_record_key_created_at",
-            "webhook_id",
-            "record_key",
-            "created_at",
-        ),
+        Index("ix_deliveries_webhook_id_record_key_seq", "webhook_id", "record_key", "seq"),
     )
 
 

@@ -36,7 +36,7 @@ class SendResult:
     status_code: int | None
     error: str | None
     duration_ms: float
-    retry_after: float | None = None  # seconds a 429 or 503 asked for, if it said
+    retry_after: float | None = None  # seconds a failed answer's Retry-After asked for
 
     @property
     def ok(self) -> bool:
@@ -98,8 +98,9 @@ class Sender:
 
 
 def _retry_after(response) -> float | None:
-    """Retry-After of a 429 or 503, in seconds from now (delay-seconds or an HTTP date)."""
-    if response.status not in (429, 503):
+    """Retry-After of a failed answer, in seconds from now (delay-seconds or an HTTP date);
+    the attempt's rules decide which answers it holds a webhook for."""
+    if 200 <= response.status < 300:
         return None
     value = response.headers.get("Retry-After")
     if not value:

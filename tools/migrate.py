@@ -11,10 +11,11 @@ from shared.db import Database
 from shared.services.bootstrap import (
     api_key_salt,
     ensure_default_wallet,
+    ensure_system_values,
     ensure_system_webhook_rows,
 )
 from shared.settings import Settings
-from shared.store.dialect import migration_lock
+from shared.store.dialect import migration_transaction
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -30,19 +31,15 @@ def prepare_database(settings: Settings) -> None:
 
     Idempotent and safe to run from several processes at once.
     """
-    db = Database(
-        settings.database_url,
-        pool_size=1,
-        prepared_statements=settings.database_prepared_statements,
-    )
+    db = Database(settings.database_url, 1, 0, settings.database_prepared_statements)
     try:
-        with db.engine.connect() as connection, migration_lock(connection):
+        with db.engine.connect() as connection, migration_transaction(connection):
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-            connection.commit()
         with db.transaction() as session:
             ensure_system_webhook_rows(session)
+            ensure_system_values(session)
             salt = api_key_salt(session, settings)
             generated_key = ensure_default_wallet(session, settings, salt)
     finally:

@@ -8,11 +8,10 @@ import logging
 
 from celery import Celery
 from celery.signals import after_setup_logger, worker_process_init, worker_ready
+from kombu import Exchange, Queue
 
+from shared.coordination import queues
 from shared.settings import settings_or_exit
-
-FIRST_QUEUE = "webhooks"  # first attempts: can hold a backlog
-RETRY_QUEUE = "webhooks.retry"  # retries, put-backs and housekeeping: short, fetched at once
 
 settings = settings_or_exit()
 
@@ -25,8 +24,17 @@ celery_app.conf.update(
     task_ignore_result=True,
     task_acks_late=True,
     task_reject_on_worker_lost=True,
-    task_default_queue=FIRST_QUEUE,
-    worker_prefetch_multiplier=4,
+    # Every queue on the anonymous exchange: a message goes straight onto its queue's list,
+    # with no binding to look up, so that publishing works the same after Redis was emptied.
+    # A worker consumes them all (no --queues needed), taking from the non-empty ones in turn.
+    task_queues=[Queue(name, Exchange(""), routing_key=name) for name in queues.ALL],
+    task_default_queue=queues.FIRST,
+    task_default_exchange="",
+    task_default_routing_key=queues.FIRST,
+    # A worker fetches no more messages than it has threads: a message of a tenant without a
+    # backlog then waits behind no one's fetched messages, and one that a killed worker held
+    # had a thread, so it was in flight (and is found by the heartbeat) or just fetched.
+    worker_prefetch_multiplier=1,
     worker_eta_task_limit=5000,
     worker_enable_soft_shutdown_on_idle=True,
     worker_soft_shutdown_timeout=10.0,
@@ -65,14 +73,14 @@ celery_app.conf.update(
         "sweep": {
             "task": "webhooks.sweep",
             "schedule": settings.sweep_interval,
-            "options": {"queue": RETRY_QUEUE, "expires": max(60.0, settings.sweep_interval)},
+            "options": {"queue": queues.RETRY, "expires": max(60.0, settings.sweep_interval)},
         },
         "purge": {
             "task": "webhooks.purge",
             # Each run purges for up to RUN_SECONDS, so runs never overlap; how far that keeps
             # ahead of ingest is measured in BENCHMARKS.md (scenario purge).
             "schedule": 60.0,
-            "options": {"queue": RETRY_QUEUE, "expires": 60.0},
+            "options": {"queue": queues.RETRY, "expires": 60.0},
         },
     },
 )

@@ -1,42 +1,51 @@
-"""Tasks: deliver one notification, sweep stuck deliveries, purge old events."""
+"""Tasks: deliver one notification, sweep what no worker will do by itself, purge old events."""
 
 import json
 import logging
 import threading
+import time
 import uuid
-from datetime import UTC, datetime
 
 import redis
 from celery.exceptions import MaxRetriesExceededError, Reject
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutdown
+from sqlalchemy.exc import OperationalError
 
 from shared.attempt_rules import Outcome
+from shared.coordination import liveness, queues
+from shared.coordination.outstanding import Outstanding
+from shared.coordination.slots import Slots
 from shared.db import Database
 from shared.logs import configure_logging
 from shared.metrics import MetricsRecorder
 from shared.outbox import leave_for_sweep, send_after_commit
 from shared.sender import Sender
-from shared.services.delivery import Deliverer
+from shared.services.delivery import Deliverer, Message
 from shared.services.health import HealthTracker
 from shared.services.retention import purge
-from shared.services.sweep import sweep
+from shared.services.sweep import Broker, sweep
 from shared.store.stores import delivery_store
 from shared.throttle import WebhookLimiter
-from worker.celery_app import FIRST_QUEUE, RETRY_QUEUE, celery_app, settings
-from worker.dispatch import DELIVER_TASK, SENT_AT, send_deliveries
+from worker.celery_app import celery_app, settings
+from worker.dispatch import DELIVER_TASK, SENT_AT, send_deliveries, send_later
 
 log = logging.getLogger(__name__)
 configure_logging(settings.log_level)
 
 
 class _Resources:
-    """The database, HTTP pool and caps of this worker process, made on first use (after any
-    fork)."""
+    """The database, HTTP pool, caps and heartbeat of this worker process, made on first use
+    (after any fork)."""
 
     db = None
     deliverer = None
     broker = None
+    heartbeat = None
     _lock = threading.Lock()
+
+    @classmethod
+    def alive(cls, worker_ids) -> set[str]:
+        return liveness.alive(cls.broker, worker_ids)
 
     @classmethod
     def get(cls) -> type["_Resources"]:
@@ -51,16 +60,13 @@ class _Resources:
     @classmethod
     def _make(cls) -> None:
         cls.broker = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        cls.heartbeat = liveness.Heartbeat(cls.broker)
+        cls.heartbeat.start()
         # Claims and records go through the store (batched on PostgreSQL), so a few
-        # connections serve all the threads: at most 16 per engine, 32 per worker process
-        # (PostgreSQL allows ~100 across all processes).
-        db = Database(
-            settings.database_url,
-            pool_size=8,
-            prepared_statements=settings.database_prepared_statements,
-        )
+        # connections serve all the threads (DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW).
+        db = Database.for_process(settings)
         cls.deliverer = Deliverer(
-            store=delivery_store(db, settings),
+            store=delivery_store(db, settings, cls.heartbeat.worker_id),
             sender=Sender(settings),
             limiter=WebhookLimiter(
                 settings.max_in_flight_per_webhook,
@@ -68,6 +74,14 @@ class _Resources:
                 settings.max_in_flight_slow,
             ),
             health=HealthTracker(db, settings),
+            slots=Slots(
+                cls.broker,
+                settings.max_in_flight_per_webhook,
+                settings.max_in_flight_fast,
+                ttl=settings.lease_seconds,
+                owner=cls.heartbeat.worker_id,
+            ),
+            outstanding=Outstanding(cls.broker, settings.wallet_queue_share),
             metrics=MetricsRecorder(settings.redis_url),
         )
         cls.db = db
@@ -78,62 +92,136 @@ def _reset_after_fork(**_):
     _Resources.db = None  # get() then makes all of them anew in the child
 
 
+@worker_shutdown.connect
+def _say_goodbye(**_):
+    # What this process held is sent again at the next sweep, not a heartbeat's life later.
+    if _Resources.heartbeat is not None:
+        _Resources.heartbeat.stop()
+
+
 @celery_app.task(name=DELIVER_TASK, bind=True, max_retries=settings.webhook_max_retries)
-def deliver(self, delivery_id: str, webhook: str | None = None, host: str | None = None, **_):
+def deliver(self, delivery_id: str, **kwargs):
     resources = _Resources.get()
-    done = resources.deliverer.run(delivery_id, webhook, host)
+    message = Message(uuid.UUID(delivery_id), **_known(kwargs))
+    try:
+        done = resources.deliverer.run(message)
+    except OperationalError as exc:
+        # Its outstanding entry stays: the sweep sends it again once the database is back.
+        log.warning("database unreachable (%s): delivery %s waits", _reason(exc), delivery_id)
+        return Outcome.WAIT
     send_after_commit(resources.db, send_deliveries, done.to_send)
+    if done.come_back_in is not None:
+        _send_later(resources, message, done.come_back_in)
     if done.outcome != Outcome.RETRY:
         return done.outcome
     try:
-        # The countdown the rules set, the same that the delivery's row now says it is due at.
+        # Outstanding until it runs; the countdown is the rules', the same that the delivery's
+        # row now says it is due at.
+        due = time.time() + done.retry_in
+        (entry,) = resources.deliverer.outstanding.send(
+            [(message.delivery_id, message.wallet)], due
+        )
         raise self.retry(
             countdown=done.retry_in,
             max_retries=settings.webhook_max_retries,
-            queue=RETRY_QUEUE,
+            queue=queues.RETRY,
+            kwargs={**kwargs, "entry": entry, "slot": None, "reserved": False},
         )
     except MaxRetriesExceededError:
         # Celery's counter ran out but the database allows another attempt (this message was
         # re-sent by the sweep): leave the row pending for the sweep.
-        leave_for_sweep(resources.db, [uuid.UUID(delivery_id)])
+        leave_for_sweep(resources.db, [message.delivery_id])
         return done.outcome
-    except Reject:
-        # The retry message could not be published (broker down); the sweep sends it later.
-        leave_for_sweep(resources.db, [uuid.UUID(delivery_id)])
+    except (Reject, redis.RedisError):
+        # The retry could not be published (broker down); the sweep sends it later.
+        leave_for_sweep(resources.db, [message.delivery_id])
         raise
 
 
-def _oldest_queued_at(broker: redis.Redis) -> datetime | None:
-    """When the oldest delivery message still queued in Redis was sent, or None when none is.
+def _reason(exc: OperationalError) -> str:
+    return str(exc.orig).strip().splitlines()[0][:200] if exc.orig else type(exc).__name__
+
+
+def _known(kwargs: dict) -> dict:
+    """The message's fields this release knows (an older or newer release may send more)."""
+    names = ("webhook", "host", "wallet", "entry", "rate", "slot", "reserved")
+    return {name: kwargs[name] for name in names if kwargs.get(name) is not None}
+
+
+def _send_later(resources, message: Message, seconds: float) -> None:
+    try:
+        send_later(message.outgoing(), seconds)
+    except Exception as exc:  # the broker is down: the row waits for the sweep
+        log.warning("could not send a rate-limited delivery again (%s)", type(exc).__name__)
+        resources.deliverer.store.park(message.delivery_id, "the broker was unreachable")
+
+
+def _oldest_queued(broker: redis.Redis) -> dict[str, float] | None:
+    """Per queue, when its oldest message was sent; None when Redis cannot tell.
 
     A Kombu queue is a list, pushed on the left and popped on the right: its last element is
-    the oldest message. A delivery enqueued before that moment is no longer in any queue.
+    the oldest message. A message sent before that moment is no longer in that queue.
     """
-    oldest = None
+    oldest = {}
     try:
-        for queue in (FIRST_QUEUE, RETRY_QUEUE):
+        for queue in queues.ALL:
             raw = broker.lindex(queue, -1)
             if raw is None:
                 continue
             sent_at = json.loads(raw).get("headers", {}).get(SENT_AT)
             if isinstance(sent_at, int | float):
-                oldest = sent_at if oldest is None else min(oldest, sent_at)
+                oldest[queue] = sent_at
     except (redis.RedisError, ValueError):
-        return None  # unknown: the sweep then treats old pending deliveries as lost
-    return None if oldest is None else datetime.fromtimestamp(oldest, UTC)
+        return None
+    return oldest
 
 
 @celery_app.task(name="webhooks.sweep")
 def sweep_deliveries() -> int:
     resources = _Resources.get()
-    oldest_queued = _oldest_queued_at(resources.broker)
-    with resources.db.transaction() as session:
-        metrics = resources.deliverer.metrics
-        outgoing = sweep(session, settings, oldest_queued, on_probe=metrics.probe_started)
+    deliverer = resources.deliverer
+    broker = Broker(
+        oldest_queued=_oldest_queued(resources.broker),
+        epoch=liveness.epoch(resources.broker),
+        overdue=deliverer.outstanding.overdue(time.time() - settings.message_lost_after),
+        alive=resources.alive,
+        receipts=deliverer.slots.receipts,
+    )
+    try:
+        with resources.db.transaction() as session:
+            swept = sweep(session, settings, broker, on_probe=deliverer.metrics.probe_started)
+    except OperationalError as exc:
+        log.warning("database unreachable (%s): the next sweep tries again", _reason(exc))
+        return 0
+    log.info(
+        len(broker.overdue),
+        len(swept.forget),
+        len(swept.to_send),
+        len(swept.restart),
+        broker.oldest_queued,
+    )
+    deliverer.outstanding.forget(swept.forget)
+    outgoing = swept.to_send + _restart(deliverer, swept.restart)
     send_after_commit(resources.db, send_deliveries, outgoing)
     if outgoing:
-        log.info("sweep re-sent %d deliveries", len(outgoing))
+        log.info("sweep sent %d deliveries", len(outgoing))
     return len(outgoing)
+
+
+def _restart(deliverer: Deliverer, webhooks) -> list:
+    """Waiting deliveries of webhooks nothing runs for: as many as it has free slots (each
+    with its slot), or, under a rate limit, as many as it takes in two sweeps (each reserves
+    its moment)."""
+    outgoing = []
+    alive = _Resources.alive
+    for webhook in webhooks:
+        deliverer.slots.drop_dead(str(webhook.id), alive)
+        if webhook.rate_limit:
+            count = max(1, int(webhook.rate_limit * settings.sweep_interval * 2))
+            outgoing += deliverer.store.release_waiting(webhook.id, count)
+        elif deliverer.slots.running(str(webhook.id)) == 0:
+            outgoing += deliverer.hand_over(webhook.id, deliverer.slots.free(str(webhook.id)))
+    return outgoing
 
 
 @celery_app.task(name="webhooks.purge")

@@ -223,9 +223,10 @@ def webhook_recover(webhook_id):
     if since is None:
         return acted("error", "Give the time to recover from (UTC).", "console.home")
     app_state = state()
-    with app_state.db.transaction() as db:
-        outgoing = webhooks.recover_webhook(db, g.viewer.wallet_id, webhook_id, since)
-    app_state.send(outgoing)
+    outgoing = app_state.db.in_batches(
+        lambda db: webhooks.recover_webhook(db, g.viewer.wallet_id, webhook_id, since),
+        then=app_state.send,
+    )
     text = f"{len(outgoing)} failed deliveries since {present.when(since)} are being sent again."
     return acted("success", text, "console.home")
 
@@ -238,8 +239,7 @@ def webhook_delete(webhook_id):
         with app_state.db.session() as db:
             webhook = webhooks.get_webhook(db, g.viewer.wallet_id, webhook_id)
             return render_template("console/delete.html", webhook=webhook)
-    with app_state.db.transaction() as db:
-        webhooks.delete_webhook(db, g.viewer.wallet_id, webhook_id)
+    app_state.delete_webhook(g.viewer.wallet_id, webhook_id)
     g.console.notice("success", "The webhook is deleted; its unfinished deliveries are cancelled.")
     return redirect(url_for("console.webhook_list"), 303)
 

@@ -8,12 +8,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.models import (
+    BROKER_EPOCH,
     DEFAULT_WALLET_ID,
     GLOBAL_WEBHOOK_ID,
     OPERATIONS_WEBHOOK_ID,
     ApiKey,
     Entity,
     SystemValue,
+    Target,
     Wallet,
     Webhook,
 )
@@ -92,15 +94,37 @@ def ensure_default_wallet(session: Session, settings: Settings, salt: str) -> st
     return None if settings.default_wallet_auth_api_key else api_key
 
 
+def ensure_system_values(session: Session) -> None:
+    """Values every process reads and updates (`BROKER_EPOCH`), so that none has to create
+    them in a race."""
+    if session.get(SystemValue, BROKER_EPOCH) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(SystemValue(key=BROKER_EPOCH, value=""))
+    except IntegrityError:
+        pass  # another process stored it first
+
+
 def ensure_system_webhook_rows(session: Session) -> None:
     """The global and the operations webhook's rows (no wallet, no URL: deliveries carry it),
     which hold their circuits. The migration creates them; this puts them back if removed."""
-    for row_id in (GLOBAL_WEBHOOK_ID, OPERATIONS_WEBHOOK_ID):
+    for row_id, target in (
+        (GLOBAL_WEBHOOK_ID, Target.GLOBAL),
+        (OPERATIONS_WEBHOOK_ID, Target.OPERATIONS),
+    ):
         if session.get(Webhook, row_id) is not None:
             continue
         try:
             with session.begin_nested():
-                row = Webhook(id=row_id, url="", custom_headers={}, secret="", created_at=utcnow())
+                row = Webhook(
+                    id=row_id,
+                    target=target,
+                    url="",
+                    custom_headers={},
+                    secret="",
+                    created_at=utcnow(),
+                )
                 session.add(row)
         except IntegrityError:
             pass  # another process put it back first

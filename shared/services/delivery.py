@@ -1,21 +1,28 @@
-"""One delivery attempt: take the webhook's share, claim the row, send the request the
-attempt's rules describe, record what happened.
+"""One delivery task: take the webhook's shares, claim the row, send the request the attempt's
+rules describe, record what happened, and pass the webhook's slot on.
 
-The claim and the record go through a store (`shared.store.stores`); what the request holds
-and what follows its outcome are the rules' (`shared.attempt_rules`).
+Two kinds of share are taken before the row is claimed, so that a capped webhook's deliveries
+never reach the receiver: this process's threads (`shared.throttle`: slow webhooks together
+hold a bounded share of them, and each host a bounded number) and the webhook's slots across
+every worker (`shared.coordination.slots`: its cap on attempts at once, and its rate limit). A
+delivery that gets no share waits in the database, with no attempt spent; one whose rate-limit
+moment is a few seconds away comes back then.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from shared import attempt_rules as rules
 from shared.attempt_rules import ENDED, Outcome
+from shared.coordination.outstanding import Outstanding
+from shared.coordination.slots import Receipt, Refusal, Slot, Slots
 from shared.metrics import MetricsRecorder
 from shared.sender import Sender, SendResult
 from shared.services.health import HealthTracker
@@ -26,6 +33,28 @@ from shared.throttle import Lease, WebhookLimiter
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+RATE_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Message:
+    """A delivery task's message: the delivery, and what is needed before the database."""
+
+    delivery_id: uuid.UUID
+    webhook: str | None = None
+    host: str | None = None  # scheme://host:port
+    wallet: str | None = None
+    entry: str | None = None  # its outstanding entry (`coordination.outstanding`)
+    rate: int | None = None  # the webhook's rate limit (0: none; None: not known)
+    slot: str | None = None  # a slot of the webhook handed to it
+    reserved: bool = False  # its moment under the rate limit is reserved: this is it
+
+    def outgoing(self, **changes) -> Outgoing:
+        """This delivery as a message to send again."""
+        webhook = uuid.UUID(self.webhook) if self.webhook else None
+        wallet = uuid.UUID(self.wallet) if self.wallet else None
+        sent = Outgoing(self.delivery_id, self.host or "", webhook, wallet, self.rate)
+        return sent._replace(**changes)
 
 
 @dataclass
@@ -35,6 +64,7 @@ class TaskResult:
     outcome: Outcome
     retry_in: float = 0.0  # RETRY: the seconds the task's retry waits
     to_send: list[Outgoing] = field(default_factory=list)  # deliveries released meanwhile
+    come_back_in: float | None = None  # WAIT: send it again this many seconds from now
 
 
 def record_attempt(
@@ -62,52 +92,113 @@ def record_attempt(
 
 @dataclass
 class Deliverer:
-    """What a worker process needs to run attempts: made once per process."""
+    """What a worker process needs to run delivery tasks: made once per process."""
 
     store: DirectStore
     sender: Sender
     limiter: WebhookLimiter
     health: HealthTracker
+    slots: Slots
+    outstanding: Outstanding
     metrics: MetricsRecorder | None = None
-    # Webhooks with deliveries this process parked at a cap, in turn order: whenever an
-    # attempt ends, the next of them in turn has one waiting delivery take the freed slot.
+    # Webhooks with deliveries this process parked for want of its threads, in turn order:
+    # whenever an attempt ends, the next of them in turn has one waiting delivery take the
+    # freed thread.
     parked: dict = field(default_factory=dict)
     _parked_lock: threading.Lock = field(default_factory=threading.Lock)
+    _rates: dict = field(default_factory=dict)  # webhook -> (rate limit, read at)
 
     @property
     def settings(self) -> Settings:
         return self.store.settings
 
-    def run(self, delivery_id, webhook: str | None, host: str | None) -> TaskResult:
-        """Run one attempt of a delivery, if it can have one now.
-
-        WAIT means the webhook already has its share of attempts running: the delivery waits
-        in the database, with no attempt spent, until a slot frees. The share is taken before
-        anything else, so a capped webhook's deliveries never reach the receiver and a burst
-        cannot overshoot the cap.
-        """
-        delivery_id = uuid.UUID(str(delivery_id))
-        lease = None
-        if webhook is not None and host is not None:
-            lease = self.limiter.acquire(webhook, host)
-            if lease is None:
-                self.store.park_for_cap(delivery_id)
-                with self._parked_lock:
-                    self.parked.setdefault(webhook, None)
-                return TaskResult(Outcome.WAIT)
-        done = TaskResult(Outcome.SKIPPED)
-        try:
-            done = self._attempt(delivery_id, lease)
-        finally:
-            if lease is not None:
-                self.limiter.release(lease)
-        if lease is not None:
-            done.to_send += self._release_one_parked()
+    def run(self, message: Message) -> TaskResult:
+        """Run the task. When it fails (the database unreachable), the message's outstanding
+        entry stays, so that the sweep sends the delivery again once it is overdue."""
+        done = self._run(message)
+        if message.entry is not None:
+            self.outstanding.done(message.wallet, message.entry)
         return done
 
+    def _run(self, message: Message) -> TaskResult:
+        if message.webhook is None or message.host is None:
+            return self._attempt(message.delivery_id, None, None)  # from an older release
+        lease = self.limiter.acquire(message.webhook, message.host)
+        if lease is None:
+            self.store.park(message.delivery_id, "the worker's threads for slow webhooks")
+            with self._parked_lock:
+                self.parked.setdefault(message.webhook, None)
+            released = []
+            if message.slot:  # the slot handed to it goes on to the next one
+                released = self._pass_on(_Held(Slot(message.webhook, message.slot), 0), None, None)
+            return TaskResult(Outcome.WAIT, to_send=released)
+        rate = self._rate(message)
+        slot: Slot | Refusal
+        if message.slot:
+            slot = Slot(message.webhook, message.slot)
+        else:
+            slot = self.slots.acquire(message.webhook, rate, message.reserved)
+        if isinstance(slot, Refusal):
+            self.limiter.release(lease)
+            return self._refused(message, slot)
+        held = _Held(slot, rate)
+        done = TaskResult(Outcome.SKIPPED)
+        try:
+            done = self._attempt(message.delivery_id, lease, held)
+        finally:
+            self.limiter.release(lease)
+            if held.handed is None:  # no request was made
+                done.to_send += self._pass_on(held, None, None)
+        done.to_send += self._release_one_parked()
+        return done
+
+    def _refused(self, message: Message, refusal: Refusal) -> TaskResult:
+        """No slot: the webhook is at its cap, or its rate limit's next moment is later."""
+        if refusal.reserved:
+            return TaskResult(Outcome.WAIT, come_back_in=refusal.wait)
+        if refusal.wait > 0:
+            due = utcnow() + timedelta(seconds=refusal.wait)
+            self.store.park(message.delivery_id, "the webhook's rate limit", due)
+            return TaskResult(Outcome.WAIT)
+        self.store.park(message.delivery_id, "the webhook has its share of attempts running")
+        self.slots.parked(message.webhook)
+        return TaskResult(Outcome.WAIT)
+
+    def _pass_on(self, held: _Held, took: float | None, receipt: Receipt | None) -> list:
+        """The receiver answered (or no request was made): the slot, and any free one, go to
+        deliveries of the webhook waiting for one (a rate-limited webhook's wait for the
+        sweep, which paces them); the answer is kept as the attempt's receipt."""
+        most = 0 if held.rate else self.settings.max_in_flight_fast
+        held.handed = self.slots.finish(held.slot, took, most, receipt)
+        if took is not None:
+            return []  # handed over once the attempt is recorded (`_attempt`)
+        return self.hand_over(uuid.UUID(held.slot.webhook), held.handed)
+
+    def hand_over(self, webhook_id: uuid.UUID, handed: list[Slot]) -> list[Outgoing]:
+        """Release as many waiting deliveries as slots were handed over, each with its slot."""
+        if not handed:
+            return []
+        released = self.store.release_waiting(webhook_id, len(handed))
+        self.slots.give_back(handed[len(released) :])
+        return [
+            outgoing._replace(slot=slot.token)
+            for outgoing, slot in zip(released, handed, strict=False)
+        ]
+
+    def _rate(self, message: Message) -> int:
+        if message.rate is not None:
+            return message.rate
+        now = time.monotonic()
+        known = self._rates.get(message.webhook)
+        if known is None or now - known[1] > RATE_CACHE_SECONDS:
+            known = (self.store.rate_limit(uuid.UUID(message.webhook)), now)
+            self._rates[message.webhook] = known
+        return known[0]
+
     def _release_one_parked(self) -> list[Outgoing]:
-        """A slot just freed: one delivery parked at a cap takes it, the webhooks taking turns
-        (the slot may have been the slow share's, which every slow webhook waits for)."""
+        """A thread just freed: one delivery parked for want of threads takes it, the webhooks
+        taking turns (the thread may have been the slow share's, which every slow webhook waits
+        for)."""
         while True:
             with self._parked_lock:
                 # Only a webhook the caps would now let through: releasing one still at its
@@ -123,7 +214,7 @@ class Deliverer:
                 return freed
             # Nothing of it waits (or its circuit is open): it leaves the turns.
 
-    def _attempt(self, delivery_id: uuid.UUID, lease: Lease | None) -> TaskResult:
+    def _attempt(self, delivery_id: uuid.UUID, lease: Lease | None, held: _Held | None):
         started = utcnow()
         claim = self.store.claim(delivery_id)
         if claim is None:
@@ -134,10 +225,24 @@ class Deliverer:
         if lease is not None:
             self.limiter.sending(lease)
         result = self.sender.post(request.url, request.body, request.headers)
+        took = result.duration_ms / 1000
         if lease is not None:
-            self.limiter.answered(lease, result.duration_ms / 1000)
-        verdict = record_attempt(self.store, self.settings, claim, started, result)
-        released = self.health.after_attempt(claim.webhook_id, claim.id, result)
+            self.limiter.answered(lease, took)
+        if held is not None:
+            receipt = Receipt(claim.id, claim.round, claim.number, result.status_code)
+            self._pass_on(held, took, receipt)
+        try:
+            verdict = record_attempt(self.store, self.settings, claim, started, result)
+            noted = self.health.after_attempt(claim.webhook_id, claim.id, result)
+        except Exception:
+            if held is not None:
+                self.slots.give_back(held.handed)  # nobody will take them now
+            raise
+        released = noted.to_send
+        if held is not None:
+            released += self.hand_over(claim.webhook_id, held.handed)
+        if noted.recovered:
+            released += self.hand_over(claim.webhook_id, self.slots.free(str(claim.webhook_id)))
         if claim.record_key is not None and verdict.outcome in ENDED:
             # Its record's next delivery was waiting for this one to end: it goes now (the
             # sweep releases it too, should this process stop first).
@@ -157,3 +262,12 @@ class Deliverer:
                 result.error or f"HTTP {result.status_code}",
             )
         return TaskResult(verdict.outcome, verdict.retry_in, released)
+
+
+@dataclass
+class _Held:
+    """The webhook slot a task holds, until it is passed on."""
+
+    slot: Slot
+    rate: int
+    handed: list[Slot] | None = None  # the slots passed on; None while it is held

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.errors import Conflict, NotFound
-from shared.models import FINISHED, Attempt, Delivery, Target
+from shared.models import FINISHED, GLOBAL_WEBHOOK_ID, Attempt, Delivery, Target
 from shared.store import deliveries
 from shared.timeutil import utcnow
 
@@ -39,7 +39,9 @@ def list_deliveries(
         query = query.where(Delivery.created_at < created_before)
     if status:
         query = query.where(Delivery.status == status)
-    if webhook_id:
+    if webhook_id == GLOBAL_WEBHOOK_ID:  # every wallet's row of it
+        query = query.where(Delivery.target == Target.GLOBAL)
+    elif webhook_id:
         query = query.where(Delivery.webhook_id == webhook_id)
     if event_id:
         query = query.where(Delivery.event_id == event_id)

@@ -1,9 +1,13 @@
-"""A webhook's health, kept on its row: what each attempt's outcome says, the circuit that opens
+"""A webhook's health, kept on its row: what each attempt's answer says, the circuit that opens
 after consecutive failures, probes, Retry-After, recovery and disabling.
 
-The circuit is per webhook (the global webhook has a row of its own). While it is open
-(`failing`), the claim statement lets only the probe through; every other delivery of the
-webhook waits in the database, spending no attempt and holding no message anywhere.
+The circuit is per webhook row (each wallet has its own row of the global webhook). While it
+is open (`failing`) its deliveries wait in the database, spending no attempt, and probes go out
+(`store.waiting.start_probe` says which delivery; a signed `WebhookPing` when none waits). It
+opens only when no attempt has succeeded for two retry countdowns (`attempt_rules.
+opens_circuit`), so a receiver that accepts retries keeps it closed; the first success closes
+it, and the waiting deliveries go as the webhook's slots take them. What an answer means is the
+attempt's rules' (`attempt_rules.signal_of`).
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared import attempt_rules as rules
+from shared.attempt_rules import Signal
 from shared.db import Database
 from shared.models import Delivery, DeliveryStatus, Webhook, WebhookStatus
 from shared.sender import SendResult
@@ -29,13 +35,19 @@ from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-# Waiting deliveries released per sweep right after a recovery; doubled each sweep while the
-# receiver keeps answering, up to RELEASE_PACE_MAX.
-RELEASE_PACE_START = 20
-RELEASE_PACE_MAX = 5000
 # A process writes a success of a healthy webhook at most this often (every delivery would
 # otherwise update the webhook's row).
 SUCCESS_WRITE_INTERVAL = 1.0
+# Row locks taken here are FOR NO KEY UPDATE: publishing's key-share locks do not wait for them.
+NO_KEY_UPDATE = {"key_share": True}
+
+
+@dataclass
+class Noted:
+    """What noting an attempt leaves to do."""
+
+    to_send: list[Outgoing] = field(default_factory=list)  # operational events
+    recovered: bool = False  # its circuit closed: its waiting deliveries may go
 
 
 class HealthTracker:
@@ -49,25 +61,28 @@ class HealthTracker:
 
     def after_attempt(
         self, webhook_id: uuid.UUID, delivery_id: uuid.UUID, result: SendResult
-    ) -> list[Outgoing]:
-        """Note the outcome; on recovery, the first waiting deliveries released (to send)."""
-        if result.ok and self._recently_healthy(webhook_id):
+    ) -> Noted:
+        signal = rules.signal_of(result.status_code)
+        if signal == Signal.UP and self._recently_healthy(webhook_id):
             # Failures other processes counted since then were ended by the statement that
             # recorded this success (`shared.store.attempts.record`): nothing more to write.
-            return []
+            return Noted()
+        noted = Noted()
         with self.db.transaction() as session:
-            webhook = session.get(Webhook, webhook_id, with_for_update=True, populate_existing=True)
+            webhook = session.get(
+                Webhook, webhook_id, with_for_update=NO_KEY_UPDATE, populate_existing=True
+            )
             if webhook is None:
-                return []
+                return noted
             now = utcnow()
             before = webhook.status
-            if result.ok:
-                to_send = note_success(session, self.settings, webhook, now)
+            if signal == Signal.UP:
+                noted.recovered = note_success(webhook, now)
             else:
-                note_failure(self.settings, webhook, delivery_id, result, now)
-                to_send = self._if_delivery_failed(session, delivery_id, now)
+                note_failure(session, self.settings, webhook, delivery_id, result, now)
+                noted.to_send += self._if_delivery_failed(session, delivery_id, now)
             if webhook.status != before:
-                to_send += operations.webhook_changed(session, self.settings, webhook, now)
+                noted.to_send += operations.webhook_changed(session, self.settings, webhook, now)
             healthy = webhook.status == WebhookStatus.ACTIVE and not webhook.consecutive_failures
         with self._lock:
             if healthy:
@@ -76,7 +91,7 @@ class HealthTracker:
                 self._healthy_written.pop(webhook_id, None)
             if len(self._healthy_written) > 10_000:
                 self._healthy_written.clear()  # a crude bound; it refills itself
-        return to_send
+        return noted
 
     def _if_delivery_failed(self, session: Session, delivery_id: uuid.UUID, now) -> list:
         """DeliveryFailed for the operator, when this attempt was the delivery's last."""
@@ -91,34 +106,44 @@ class HealthTracker:
         return written is not None and time.monotonic() - written < SUCCESS_WRITE_INTERVAL
 
 
-def note_success(
-    session: Session, settings: Settings, webhook: Webhook, now: datetime
-) -> list[Outgoing]:
+def note_success(webhook: Webhook, now: datetime) -> bool:
+    """A 2xx: the run of failures ends; True when this closed the webhook's circuit."""
     webhook.consecutive_failures = 0
     webhook.last_success_at = now
     if webhook.status != WebhookStatus.FAILING:
-        return []
+        return False
     webhook.status = WebhookStatus.ACTIVE
     webhook.status_since = now
     webhook.probe_delivery_id = None
     webhook.next_probe_at = None
     webhook.probe_interval = None
-    webhook.release_pace = RELEASE_PACE_START
-    session.flush()
     log.info("webhook recovered: webhook=%s", webhook.id)
-    return waiting.release_waiting(session.connection(), webhook.id, RELEASE_PACE_START, now)
+    return True
 
 
 def note_failure(
-    settings: Settings, webhook: Webhook, delivery_id: uuid.UUID, result: SendResult, now
+    session: Session,
+    settings: Settings,
+    webhook: Webhook,
+    delivery_id: uuid.UUID,
+    result: SendResult,
+    now: datetime,
 ) -> None:
-    webhook.consecutive_failures += 1
-    webhook.last_failure_at = now
-    until = rules.hold_until(settings, result.retry_after, now)
+    signal = rules.signal_of(result.status_code)
+    until = rules.hold_until(settings, result.status_code, result.retry_after, now)
     if until is not None and (webhook.hold_until is None or webhook.hold_until < until):
         webhook.hold_until = until
+    if signal == Signal.GONE and webhook.status != WebhookStatus.DISABLED:
+        disable(session, webhook, now, "the receiver answered 410 Gone")
+        return
+    if signal != Signal.DOWN:
+        return  # this delivery's failure alone: the receiver answered
+    webhook.consecutive_failures += 1
+    webhook.last_failure_at = now
     if webhook.status == WebhookStatus.ACTIVE:
-        if webhook.consecutive_failures >= settings.circuit_failures:
+        if rules.opens_circuit(
+            settings, webhook.consecutive_failures, webhook.last_success_at, now
+        ):
             webhook.status = WebhookStatus.FAILING
             webhook.status_since = now
             webhook.probe_interval = settings.probe_interval
@@ -137,19 +162,19 @@ def note_failure(
 def tend_circuits(
     session: Session, settings: Settings, now: datetime, on_probe=lambda: None
 ) -> list[Outgoing]:
-    """The sweep's part: disable what failed too long, start due probes, release waiting
-    deliveries of open webhooks at their growing pace. Returns the deliveries to send."""
+    """The sweep's part: disable what failed too long, and start the due probes of failing
+    webhooks. Returns the deliveries to send."""
     outgoing = []
     failing = session.scalars(
         select(Webhook)
         .where(Webhook.status == WebhookStatus.FAILING)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)
     ).all()
     conn = session.connection()
     for webhook in failing:
         since = webhook.status_since or now
         if now - since >= timedelta(seconds=settings.disable_after):
-            disable(session, webhook, now)
+            disable(session, webhook, now, "failing for WEBHOOK_DISABLE_AFTER")
             outgoing += operations.webhook_changed(session, settings, webhook, now)
             continue
         if webhook.probe_delivery_id is not None and _probe_is_stale(session, webhook):
@@ -160,8 +185,14 @@ def tend_circuits(
         held = webhook.hold_until is not None and webhook.hold_until > now
         due = webhook.next_probe_at is not None and webhook.next_probe_at <= now
         if webhook.probe_delivery_id is None and due and not held:
-            probe = waiting.start_probe(conn, webhook.id, now)
+            probe = waiting.start_probe(conn, webhook.id, settings.max_attempts, now)
+            if probe is None and not waiting.has_unfinished(conn, webhook.id):
+                # Nothing is owed to it: a ping tells whether it is back before it can be
+                # disabled.
+                probe = operations.ping(session, settings, webhook, now)
             if probe is not None:
+                webhook.probe_delivery_id = probe.id
+                webhook.next_probe_at = None
                 on_probe()
                 outgoing.append(probe)
     for webhook_id in waiting.webhooks_with_waiting(conn):
@@ -169,14 +200,6 @@ def tend_circuits(
         if webhook is not None and webhook.status == WebhookStatus.DISABLED:
             # Parked at a cap after it was disabled: recorded, never attempted.
             waiting.fail_waiting(conn, webhook_id, "webhook disabled", now)
-            continue
-        if webhook is None or webhook.status != WebhookStatus.ACTIVE:
-            continue
-        pace = max(webhook.release_pace or 0, RELEASE_PACE_START)
-        released = waiting.release_waiting(conn, webhook_id, pace, now)
-        if released:
-            webhook.release_pace = min(pace * 2, RELEASE_PACE_MAX)
-            outgoing += released
     return outgoing
 
 
@@ -185,22 +208,23 @@ def _probe_is_stale(session: Session, webhook: Webhook) -> bool:
     return status not in (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
 
 
-def disable(session: Session, webhook: Webhook, now: datetime) -> None:
+def disable(session: Session, webhook: Webhook, now: datetime, reason: str) -> None:
     webhook.status = WebhookStatus.DISABLED
     webhook.status_since = now
+    webhook.status_reason = reason
     webhook.probe_delivery_id = None
     webhook.next_probe_at = None
     failed = waiting.fail_waiting(session.connection(), webhook.id, "webhook disabled", now)
-    log.warning("webhook disabled after failing too long: webhook=%s failed=%d", webhook.id, failed)
+    log.warning("webhook disabled (%s): webhook=%s failed=%d", reason, webhook.id, failed)
 
 
 def enable(webhook: Webhook, now: datetime) -> None:
     """A disabled (or failing) webhook takes attempts again, from a clean slate."""
     webhook.status = WebhookStatus.ACTIVE
     webhook.status_since = now
+    webhook.status_reason = None
     webhook.consecutive_failures = 0
     webhook.probe_delivery_id = None
     webhook.next_probe_at = None
     webhook.probe_interval = None
     webhook.hold_until = None
-    webhook.release_pace = RELEASE_PACE_START

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from shared.errors import InvalidInput, NotFound, TooManyWebhooks
 from shared.event_types import EVENT_TYPES
-from shared.models import Delivery, DeliveryStatus, Ordering, Wallet, Webhook
+from shared.models import GLOBAL_WEBHOOK_ID, Ordering, Target, Wallet, Webhook
 from shared.netguard import AddressPolicy
 from shared.services import health
 from shared.settings import Settings
@@ -30,6 +30,7 @@ def create_webhook(
     limit: int,
     settings: Settings | None = None,
     ordering: str = Ordering.NONE,
+    rate_limit: int | None = None,
 ) -> Webhook:
     """Register a webhook; with `settings`, refuse a URL their delivery rules would refuse.
 
@@ -48,7 +49,9 @@ def create_webhook(
     # Lock the wallet row so two concurrent registrations cannot both pass the limit.
     session.execute(select(Wallet.id).where(Wallet.id == wallet_id).with_for_update())
     count = session.scalar(
-        select(func.count()).select_from(Webhook).where(Webhook.wallet_id == wallet_id)
+        select(func.count())
+        .select_from(Webhook)
+        .where(Webhook.wallet_id == wallet_id, Webhook.target == Target.WALLET)
     )
     if count >= limit:
         raise TooManyWebhooks(
@@ -64,6 +67,7 @@ def create_webhook(
         secret=generate_secret(),
         created_at=utcnow(),
         ordering=ordering,
+        rate_limit=rate_limit,
     )
     session.add(webhook)
     session.flush()
@@ -85,54 +89,91 @@ def list_webhooks(session: Session, wallet_id: uuid.UUID) -> list[Webhook]:
     return list(
         session.scalars(
             select(Webhook)
-            .where(Webhook.wallet_id == wallet_id)
+            .where(Webhook.wallet_id == wallet_id, Webhook.target == Target.WALLET)
             .order_by(Webhook.created_at, Webhook.id)
         )
     )
 
 
-def get_webhook(session: Session, wallet_id: uuid.UUID | None, webhook_id: uuid.UUID) -> Webhook:
-    """The wallet's webhook; with no wallet (the operator), any webhook, the global one included."""
-    webhook = session.get(Webhook, webhook_id, with_for_update=True)
-    # Another wallet's webhook answers exactly as one that does not exist.
-    if webhook is None or (wallet_id is not None and webhook.wallet_id != wallet_id):
+def get_webhook(
+    session: Session, wallet_id: uuid.UUID | None, webhook_id: uuid.UUID, lock: bool = True
+) -> Webhook:
+    """The wallet's webhook; with no wallet (the operator), any webhook row, the global and
+    operations webhooks' included.
+
+    `lock`: the row is locked FOR NO KEY UPDATE, which publishing's key-share locks (and the
+    deliveries' foreign key checks) do not wait for.
+    """
+    lock_mode = {"key_share": True} if lock else None
+    webhook = session.get(Webhook, webhook_id, with_for_update=lock_mode)
+    # Another wallet's webhook answers exactly as one that does not exist, and a tenant sees
+    # only its own webhooks (its rows of the global webhook are the operator's).
+    if webhook is None or (
+        wallet_id is not None
+        and (webhook.wallet_id != wallet_id or webhook.target != Target.WALLET)
+    ):
         raise NotFound(f"There is no webhook with id {webhook_id}.")
     return webhook
 
 
-def enable_webhook(session: Session, wallet_id: uuid.UUID | None, webhook_id: uuid.UUID):
-    """Attempts go out again for a disabled or failing webhook; its waiting deliveries are
-    released by the next sweeps."""
+def _rows_of(session: Session, wallet_id, webhook_id: uuid.UUID) -> list[uuid.UUID]:
+    """The rows an action on `webhook_id` acts on: the global webhook stands for every wallet's
+    row of it."""
+    get_webhook(session, wallet_id, webhook_id, lock=False)
+    if webhook_id != GLOBAL_WEBHOOK_ID:
+        return [webhook_id]
+    return list(session.scalars(select(Webhook.id).where(Webhook.target == Target.GLOBAL)))
+
+
+def update_webhook(
+    session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID, changes: dict
+) -> Webhook:
+    """Change the settings given (API names): `rateLimit` (None removes the limit); it holds
+    for the deliveries sent from now on."""
     webhook = get_webhook(session, wallet_id, webhook_id)
-    health.enable(webhook, utcnow())
+    if "rateLimit" in changes:
+        webhook.rate_limit = changes["rateLimit"]
     session.flush()
     return webhook
+
+
+def enable_webhook(session: Session, wallet_id: uuid.UUID | None, webhook_id: uuid.UUID):
+    """Attempts go out again for a disabled or failing webhook (for the global webhook, every
+    wallet's row of it); its waiting deliveries are released as it takes them."""
+    now = utcnow()
+    for row_id in _rows_of(session, wallet_id, webhook_id):
+        health.enable(get_webhook(session, None, row_id), now)
+    session.flush()
+    return get_webhook(session, wallet_id, webhook_id, lock=False)
+
+
+RECOVER_BATCH = 1000
 
 
 def recover_webhook(
     session: Session, wallet_id: uuid.UUID | None, webhook_id: uuid.UUID, since: datetime
 ) -> list[Outgoing]:
-    """A new round for each of the webhook's failed deliveries created since `since`, oldest
-    first (same event id and bytes): the deliveries to send."""
-    webhook = get_webhook(session, wallet_id, webhook_id)
-    now = utcnow()
-    failed = session.execute(
-        select(Delivery.id, Delivery.url, Delivery.webhook_id, Delivery.round)
-        .where(
-            Delivery.webhook_id == webhook.id,
-            Delivery.status == DeliveryStatus.FAILED,
-            Delivery.created_at >= since,
-        )
-        .order_by(Delivery.created_at, Delivery.id)
-    ).all()
-    return [
-        Outgoing.of(row)
-        for row in failed
-        if deliveries.start_round(session.connection(), row.id, row.round, now)
-    ]
+    """A new round (same event id and bytes) for up to RECOVER_BATCH of the webhook's failed
+    deliveries created since `since`, oldest first: the deliveries to send. Call it again,
+    each time in a transaction of its own, until it returns fewer (`Database.in_batches`):
+    no transaction holds thousands of rows."""
+    rows = _rows_of(session, wallet_id, webhook_id)
+    return deliveries.start_rounds(session.connection(), rows, since, RECOVER_BATCH, utcnow())
+
+
+DELETE_BATCH = 1000
+
+
+def detach_deliveries(session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -> int:
+    """The first step of deleting a webhook, repeated until it returns 0, each time in a
+    transaction of its own: up to DELETE_BATCH of its deliveries let go of it, the unfinished
+    ones cancelled. `delete_webhook` then removes the row with little left to touch."""
+    get_webhook(session, wallet_id, webhook_id, lock=False)
+    return deliveries.detach_from_webhook(session.connection(), webhook_id, DELETE_BATCH, utcnow())
 
 
 def delete_webhook(session: Session, wallet_id: uuid.UUID, webhook_id: uuid.UUID) -> None:
+    """Delete the webhook; deliveries published meanwhile are cancelled with it."""
     webhook = get_webhook(session, wallet_id, webhook_id)
     deliveries.cancel_for_webhook(session.connection(), webhook_id, utcnow())
     session.delete(webhook)

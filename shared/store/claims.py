@@ -11,11 +11,19 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, any_, bindparam, case, select, update
+from sqlalchemy import and_, any_, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
-from shared.models import Delivery, DeliveryStatus, Event, Target, Webhook, WebhookStatus
+from shared.models import (
+    Delivery,
+    DeliveryStatus,
+    Event,
+    Target,
+    UTCDateTime,
+    Webhook,
+    WebhookStatus,
+)
 from shared.store.conditions import CLAIMABLE, DUE, RECORD_FREE, WEBHOOK_OPEN, of_webhook
 from shared.store.dialect import CompiledOnce, is_postgres
 from shared.store.rows import Claim
@@ -41,6 +49,7 @@ _CLAIMED = {
     "status": DeliveryStatus.IN_FLIGHT,
     "attempts": Delivery.attempts + 1,
     "lease_until": bindparam("lease_until"),
+    "claimed_by": bindparam("worker"),
     "updated_at": bindparam("now"),
 }
 # Any number of rows in one statement. A row another transaction holds (the sweep re-sending it,
@@ -74,7 +83,7 @@ _SQLITE_CLAIM = (
 def claim(conn: Connection, ids: list[uuid.UUID], params: dict) -> list[Claim]:
     """Take the due deliveries among `ids` for one attempt each. A duplicate id is claimed once.
 
-    `params`: max_attempts, due_by, lease_until and now.
+    `params`: max_attempts, due_by, lease_until, now and worker (the claiming process).
     """
     if is_postgres(conn):
         rows = _PG_CLAIM(conn, {**params, "ids": list(set(ids))})
@@ -130,18 +139,25 @@ def park_blocked(conn: Connection, ids: list[uuid.UUID], params: dict) -> None:
     conn.execute(_PARK_BLOCKED, {**params, "ids": ids})
 
 
-_PARK_FOR_CAP = (
+_PARK = (
     update(Delivery)
     .where(Delivery.id == bindparam("delivery_id"), Delivery.status == DeliveryStatus.PENDING)
     .values(
         status=DeliveryStatus.WAITING,
-        last_error="waiting: the webhook has its share of attempts running",
+        last_error=bindparam("reason"),
+        next_attempt_at=func.coalesce(
+            bindparam("due", type_=UTCDateTime), Delivery.next_attempt_at
+        ),
         enqueued_at=None,
         updated_at=bindparam("now"),
     )
 )
 
 
-def park_for_cap(conn: Connection, delivery_id: uuid.UUID, now: datetime) -> None:
-    """A delivery whose webhook has its share of threads: it waits in the database."""
-    conn.execute(_PARK_FOR_CAP, {"delivery_id": delivery_id, "now": now})
+def park(
+    conn: Connection, delivery_id: uuid.UUID, reason: str, now: datetime, due: datetime | None
+) -> None:
+    """A pending delivery that cannot have its attempt now waits in the database, with no
+    message anywhere, until `due` if given."""
+    params = {"delivery_id": delivery_id, "reason": f"waiting: {reason}", "now": now, "due": due}
+    conn.execute(_PARK, params)

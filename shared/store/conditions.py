@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from shared.models import UNFINISHED, Delivery, DeliveryStatus, Webhook, WebhookStatus
@@ -16,6 +16,16 @@ from shared.models import UNFINISHED, Delivery, DeliveryStatus, Webhook, Webhook
 def of_webhook(column):
     """A column of the delivery's webhook, as a scalar subquery."""
     return select(column).where(Webhook.id == Delivery.webhook_id).scalar_subquery()
+
+
+# What a delivery's task message carries (`rows.Outgoing`), read with the row.
+TO_SEND = (
+    Delivery.id,
+    Delivery.url,
+    Delivery.webhook_id,
+    Delivery.wallet_id,
+    func.coalesce(of_webhook(Webhook.rate_limit), 0).label("rate_limit"),
+)
 
 
 # The delivery's webhook takes attempts: it exists (a deleted one's deliveries are never sent),
@@ -36,8 +46,8 @@ DUE = (
     Delivery.next_attempt_at <= bindparam("due_by"),
 )
 # Per-record order: a delivery with a record key starts only once every earlier delivery of the
-# same webhook and record has ended. "Earlier" is publish order: (created_at, id), with the
-# events of one batch a microsecond apart in the order given.
+# same webhook and record has ended. "Earlier" is publish order: its `seq`, drawn from one
+# database sequence when the event is stored (in the order given, for a batch).
 _earlier = aliased(Delivery, name="earlier")
 RECORD_FREE = or_(
     Delivery.record_key.is_(None),
@@ -47,10 +57,7 @@ RECORD_FREE = or_(
         # Each status its own comparison, not an IN list: the statement's text is then fixed
         # when it is compiled (see dialect.CompiledOnce).
         or_(*(_earlier.status == status for status in UNFINISHED)),
-        or_(
-            _earlier.created_at < Delivery.created_at,
-            and_(_earlier.created_at == Delivery.created_at, _earlier.id < Delivery.id),
-        ),
+        _earlier.seq < Delivery.seq,
     ),
 )
 CLAIMABLE = (*DUE, WEBHOOK_OPEN, RECORD_FREE)

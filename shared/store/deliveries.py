@@ -4,13 +4,27 @@ cancellation with its webhook, and what the sweep finds stuck or lost."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, and_, case, or_, select, update
 from sqlalchemy.engine import Connection
 
 from shared.models import FINISHED, UNFINISHED, Delivery, DeliveryStatus
+from shared.store.conditions import TO_SEND
 from shared.store.rows import Outgoing
+
+
+def _new_round(now: datetime) -> dict:
+    """A finished delivery's next round: pending its first attempt again, sent now."""
+    return {
+        Delivery.status: DeliveryStatus.PENDING,
+        Delivery.round: Delivery.round + 1,
+        Delivery.attempts: 0,
+        Delivery.lease_until: None,
+        Delivery.next_attempt_at: now,
+        Delivery.enqueued_at: now,
+        Delivery.updated_at: now,
+    }
 
 
 def leave_for_sweep(conn: Connection, ids: list[uuid.UUID]) -> None:
@@ -48,17 +62,55 @@ def start_round(
             Delivery.round == expected_round,
             Delivery.status.in_(FINISHED),
         )
-        .values(
-            status=DeliveryStatus.PENDING,
-            round=Delivery.round + 1,
-            attempts=0,
-            next_attempt_at=now,
-            enqueued_at=now,
-            lease_until=None,
-            updated_at=now,
-        )
+        .values(_new_round(now))
     )
     return result.rowcount == 1
+
+
+def start_rounds(
+    conn: Connection, webhook_ids: list[uuid.UUID], since: datetime, limit: int, now: datetime
+) -> list[Outgoing]:
+    """A fresh round for up to `limit` of these webhooks' failed deliveries created since
+    `since`, oldest first; rows another transaction holds are left for the next call."""
+    failed = (
+        select(Delivery.id)
+        .where(
+            Delivery.webhook_id.in_(webhook_ids),
+            Delivery.status == DeliveryStatus.FAILED,
+            Delivery.created_at >= since,
+        )
+        .order_by(Delivery.created_at, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        update(Delivery).where(Delivery.id.in_(failed)).values(_new_round(now)).returning(*TO_SEND)
+    )
+    return [Outgoing.of(row) for row in rows]
+
+
+def detach_from_webhook(conn: Connection, webhook_id: uuid.UUID, limit: int, now: datetime) -> int:
+    """Up to `limit` of a webhook's deliveries let go of it (as its deletion would), the
+    unfinished ones cancelled."""
+    some = (
+        select(Delivery.id)
+        .where(Delivery.webhook_id == webhook_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    unfinished = Delivery.status.in_(UNFINISHED)
+    return conn.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(some))
+        .values(
+            webhook_id=None,
+            status=case((unfinished, DeliveryStatus.CANCELLED), else_=Delivery.status),
+            last_error=case((unfinished, "webhook deleted"), else_=Delivery.last_error),
+            updated_at=now,
+        )
+    ).rowcount
 
 
 def later_of_record(conn: Connection, delivery: Delivery) -> bool:
@@ -68,8 +120,7 @@ def later_of_record(conn: Connection, delivery: Delivery) -> bool:
     later = select(Delivery.id).where(
         Delivery.webhook_id == delivery.webhook_id,
         Delivery.record_key == delivery.record_key,
-        Delivery.created_at > delivery.created_at,
-        Delivery.id != delivery.id,
+        Delivery.seq > delivery.seq,
     )
     return conn.execute(later.limit(1)).first() is not None
 
@@ -81,7 +132,7 @@ def take_unsent(
 
     Rows another sweep holds are skipped (SKIP LOCKED; SQLite has one writer anyway)."""
     rows = conn.execute(
-        select(Delivery.id, Delivery.url, Delivery.webhook_id)
+        select(*TO_SEND)
         .where(
             Delivery.status == DeliveryStatus.PENDING,
             Delivery.next_attempt_at <= now,
@@ -96,19 +147,76 @@ def take_unsent(
     return [Outgoing.of(row) for row in rows]
 
 
-def take_expired_leases(conn: Connection, now: datetime, limit: int) -> list:
-    """Deliveries still in flight after their attempt's lease ran out (its worker died), with
-    what recording the lost attempt needs: id, round, attempts, lease_until, url, webhook_id."""
-    return conn.execute(
-        select(
-            Delivery.id,
-            Delivery.round,
-            Delivery.attempts,
-            Delivery.lease_until,
-            Delivery.url,
-            Delivery.webhook_id,
+def take_pending(conn: Connection, ids: list[uuid.UUID], now: datetime) -> list[Outgoing]:
+    """Of these deliveries, those still pending and due, marked sent again now."""
+    rows = conn.execute(
+        select(*TO_SEND)
+        .where(
+            Delivery.id.in_(ids),
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.next_attempt_at <= now,
         )
-        .where(Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.lease_until < now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if rows:
+        mark_enqueued(conn, [row.id for row in rows], now)
+    return [Outgoing.of(row) for row in rows]
+
+
+def claimers_in_flight(conn: Connection, claimed_before: datetime, lease: float) -> list[str]:
+    """The worker processes running attempts claimed before `claimed_before`."""
+    return list(
+        conn.scalars(
+            select(Delivery.claimed_by)
+            .where(
+                Delivery.status == DeliveryStatus.IN_FLIGHT,
+                Delivery.claimed_by.is_not(None),
+                Delivery.lease_until < claimed_before + timedelta(seconds=lease),
+            )
+            .distinct()
+        )
+    )
+
+
+def take_lost_attempts(
+    conn: Connection,
+    now: datetime,
+    gone: set[str],
+    claimed_before: datetime,
+    settings,
+    limit: int,
+) -> list:
+    """Deliveries in flight whose attempt will never be recorded: their lease ran out, or the
+    worker that claimed them (before `claimed_before`) is `gone`. With what recording the lost
+    attempt needs: id, round, attempts, lease_until, and the columns of a message."""
+    lost = Delivery.lease_until < now
+    if gone:
+        lost = or_(
+            lost,
+            and_(
+                Delivery.claimed_by.in_(gone),
+                Delivery.lease_until < claimed_before + timedelta(seconds=settings.lease_seconds),
+            ),
+        )
+    return conn.execute(
+        select(Delivery.round, Delivery.attempts, Delivery.lease_until, *TO_SEND)
+        .where(Delivery.status == DeliveryStatus.IN_FLIGHT, lost)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+
+
+NO_ATTEMPT_LEFT = "failed: no attempt left in its round (WEBHOOK_MAX_RETRIES was lowered)"
+
+
+def fail_without_attempts(conn: Connection, max_attempts: int, now: datetime) -> int:
+    """Deliveries owed an attempt they can no longer have (the allowed number was lowered
+    since they were tried) end failed, saying why."""
+    return conn.execute(
+        update(Delivery)
+        .where(
+            Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.WAITING)),
+            Delivery.attempts >= max_attempts,
+        )
+        .values(status=DeliveryStatus.FAILED, last_error=NO_ATTEMPT_LEFT, updated_at=now)
+    ).rowcount

@@ -57,18 +57,15 @@ def minute_of(conn: Connection, column):
 
 
 @contextmanager
-def migration_lock(conn: Connection) -> Iterator[None]:
-    """Serialise migrations across processes (SQLite has one writer: nothing to do)."""
-    if not is_postgres(conn):
+def migration_transaction(conn: Connection) -> Iterator[None]:
+    """One transaction for the migrations, committed at the end of the block, and serialised
+    across processes on PostgreSQL by a transaction-level advisory lock: it is released with
+    the transaction, so it holds behind a transaction-pooling PgBouncer too, where a session's
+    lock could stay with a pooled server connection. (SQLite has one writer anyway.)"""
+    with conn.begin():
+        if is_postgres(conn):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         yield
-        return
-    conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
-    conn.commit()
-    try:
-        yield
-    finally:
-        conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
-        conn.commit()
 
 
 def takes_batches(engine: Engine) -> bool:

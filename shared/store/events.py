@@ -12,12 +12,11 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Text, Uuid, bindparam, insert, select, text
+from sqlalchemy import Boolean, Text, bindparam, func, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from shared.models import (
-    GLOBAL_WEBHOOK_ID,
     Delivery,
     DeliveryStatus,
     Event,
@@ -25,6 +24,8 @@ from shared.models import (
     Ordering,
     Target,
     Webhook,
+    WebhookStatus,
+    global_webhook_id,
 )
 from shared.store.dialect import CompiledOnce, is_postgres
 from shared.store.rows import NewEvent, NewKey, Outgoing, StoredKey
@@ -42,9 +43,11 @@ _PG_PUBLISH = CompiledOnce(
     text(
         """
         WITH new AS (
-            SELECT * FROM json_to_recordset(CAST(:events AS json)) AS t(
+            SELECT * FROM ROWS FROM (json_to_recordset(CAST(:events AS json)) AS (
                 id uuid, wallet_id uuid, type text, body text, created_at timestamptz,
-                notified boolean, record_key text)
+                notified boolean, record_key text, global_id uuid)
+            ) WITH ORDINALITY AS t(id, wallet_id, type, body, created_at, notified, record_key,
+                                   global_id, place)
         ), taken_key AS (
             INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at)
             SELECT CAST(:key_scope AS uuid), CAST(:key AS text), :key_hash, :key_response,
@@ -61,11 +64,23 @@ _PG_PUBLISH = CompiledOnce(
             INSERT INTO events (id, wallet_id, type, body, created_at)
             SELECT id, wallet_id, type, body, created_at FROM new WHERE (SELECT ok FROM go)
             RETURNING id
+        ), ordered AS (
+            -- A record's place in publish order, drawn in the order the events were given.
+            SELECT id, CASE WHEN record_key IS NOT NULL THEN nextval('delivery_seq') END AS seq
+            FROM (SELECT id, record_key FROM new ORDER BY place) AS given
+        ), global_row AS (
+            INSERT INTO webhooks (id, wallet_id, target, url, custom_headers, secret, created_at,
+                                  status, consecutive_failures, ordering)
+            SELECT global_id, wallet_id, :global_target, '', CAST('{}' AS json), '',
+                   CAST(:now AS timestamptz), :active, 0, :no_ordering
+            FROM (SELECT DISTINCT global_id, wallet_id FROM new
+                  WHERE notified AND CAST(:global_url AS text) IS NOT NULL) AS wallet
+            ON CONFLICT (id) DO NOTHING
         ), wallet_targets AS (
             SELECT new.id AS event_id, w.id AS webhook_id, w.url,
                    CASE WHEN w.ordering = :record_ordering THEN new.record_key END AS record_key
             FROM new JOIN webhooks w ON w.wallet_id = new.wallet_id
-            WHERE new.notified
+            WHERE new.notified AND w.target = :wallet_target
               AND (w.event_types IS NULL OR json_typeof(w.event_types) = 'null'
                    OR jsonb_exists(w.event_types::jsonb, new.type))
             FOR KEY SHARE OF w
@@ -73,29 +88,33 @@ _PG_PUBLISH = CompiledOnce(
             SELECT event_id, webhook_id, :wallet_target AS target, url, record_key
             FROM wallet_targets
             UNION ALL
-            SELECT new.id, CAST(:global_id AS uuid), :global_target,
-                   CAST(:global_url AS text), CASE WHEN :global_ordered THEN new.record_key END
+            SELECT new.id, new.global_id, :global_target, CAST(:global_url AS text),
+                   CASE WHEN :global_ordered THEN new.record_key END
             FROM new
             WHERE new.notified AND CAST(:global_url AS text) IS NOT NULL
         ), delivery AS (
             INSERT INTO deliveries (id, event_id, wallet_id, webhook_id, target, url, status,
                                     round, attempts, next_attempt_at, enqueued_at, created_at,
-                                    updated_at, record_key)
+                                    updated_at, record_key, seq)
             SELECT gen_random_uuid(), event.id, new.wallet_id, targets.webhook_id,
                    targets.target, targets.url, :pending, 1, 0, new.created_at,
                    CASE WHEN :enqueued THEN new.created_at END, new.created_at,
-                   new.created_at, targets.record_key
+                   new.created_at, targets.record_key,
+                   CASE WHEN targets.record_key IS NOT NULL THEN ordered.seq END
             FROM event JOIN new ON new.id = event.id JOIN targets ON targets.event_id = event.id
-            RETURNING id, url, webhook_id
+                 JOIN ordered ON ordered.id = event.id
+            RETURNING id, url, webhook_id, wallet_id
         )
-        SELECT id, url, webhook_id FROM delivery
+        SELECT id, url, webhook_id, wallet_id,
+               COALESCE((SELECT w.rate_limit FROM webhooks w WHERE w.id = delivery.webhook_id),
+                        0) AS rate_limit
+        FROM delivery
         UNION ALL
-        SELECT NULL, NULL, NULL FROM go WHERE NOT ok
+        SELECT NULL, NULL, NULL, NULL, NULL FROM go WHERE NOT ok
         """
     ).bindparams(
         bindparam("enqueued", type_=Boolean),
         bindparam("global_url", type_=Text),
-        bindparam("global_id", type_=Uuid),
         bindparam("global_ordered", type_=Boolean),
     )
 )
@@ -118,7 +137,8 @@ def publish(conn: Connection, events: list[NewEvent], key: NewKey | None) -> lis
         return [Outgoing.of(row) for row in rows]
     if key is not None and not _sqlite_take_key(conn, key):
         raise KeyTaken
-    return [outgoing for event in events for outgoing in _sqlite_publish_one(conn, event)]
+    seq = iter(range((conn.execute(_SQLITE_LAST_SEQ).scalar() or 0) + 1, 1 << 62))
+    return [outgoing for event in events for outgoing in _sqlite_publish_one(conn, event, seq)]
 
 
 def _pg_params(events: list[NewEvent], key: NewKey | None) -> dict:
@@ -132,6 +152,7 @@ def _pg_params(events: list[NewEvent], key: NewKey | None) -> dict:
             "created_at": as_utc(e.created_at).isoformat(),
             "notified": e.notified,
             "record_key": e.record_key,
+            "global_id": str(global_webhook_id(e.wallet_id)),
         }
         for e in events
     ]
@@ -139,8 +160,10 @@ def _pg_params(events: list[NewEvent], key: NewKey | None) -> dict:
         "events": json.dumps(rows, separators=(",", ":"), ensure_ascii=False),
         "enqueued": first.enqueued,
         "global_url": first.global_url,
-        "global_id": GLOBAL_WEBHOOK_ID,
         "global_ordered": first.global_ordered,
+        "now": first.created_at,
+        "active": WebhookStatus.ACTIVE.value,
+        "no_ordering": Ordering.NONE.value,
         "record_ordering": Ordering.RECORD.value,
         "wallet_target": Target.WALLET.value,
         "global_target": Target.GLOBAL.value,
@@ -157,9 +180,26 @@ def _pg_params(events: list[NewEvent], key: NewKey | None) -> dict:
 _INSERT_EVENT = insert(Event)
 _INSERT_DELIVERY = insert(Delivery)
 _SQLITE_WALLET_WEBHOOKS = (
-    select(Webhook.id, Webhook.url, Webhook.event_types, Webhook.ordering)
-    .where(Webhook.wallet_id == bindparam("wallet_id"))
+    select(Webhook.id, Webhook.url, Webhook.event_types, Webhook.ordering, Webhook.rate_limit)
+    .where(Webhook.wallet_id == bindparam("wallet_id"), Webhook.target == Target.WALLET)
     .order_by(Webhook.created_at, Webhook.id)
+)
+_SQLITE_LAST_SEQ = select(func.max(Delivery.seq))
+_SQLITE_GLOBAL_ROW = (
+    sqlite.insert(Webhook)
+    .values(
+        id=bindparam("id"),
+        wallet_id=bindparam("wallet_id"),
+        target=Target.GLOBAL,
+        url="",
+        custom_headers={},
+        secret="",
+        created_at=bindparam("now"),
+        status=WebhookStatus.ACTIVE,
+        consecutive_failures=0,
+        ordering=Ordering.NONE,
+    )
+    .on_conflict_do_nothing(index_elements=[Webhook.id])
 )
 # Taken when new, or when the key is older than the TTL (then it is a new key).
 _SQLITE_TAKE_KEY = (
@@ -189,7 +229,7 @@ def _sqlite_take_key(conn: Connection, key: NewKey) -> bool:
     return conn.execute(_SQLITE_TAKE_KEY, params).first() is not None
 
 
-def _sqlite_publish_one(conn: Connection, event: NewEvent) -> list[Outgoing]:
+def _sqlite_publish_one(conn: Connection, event: NewEvent, seq) -> list[Outgoing]:
     now = event.created_at
     conn.execute(
         _INSERT_EVENT,
@@ -209,8 +249,13 @@ def _sqlite_publish_one(conn: Connection, event: NewEvent) -> list[Outgoing]:
         if hook.event_types is None or event.type in hook.event_types
     ]
     if event.global_url:
+        global_id = global_webhook_id(event.wallet_id)
+        conn.execute(
+            _SQLITE_GLOBAL_ROW, {"id": global_id, "wallet_id": event.wallet_id, "now": now}
+        )
         key = _record_key(event, event.global_ordered)
-        targets.append((GLOBAL_WEBHOOK_ID, Target.GLOBAL, event.global_url, key))
+        targets.append((global_id, Target.GLOBAL, event.global_url, key))
+    place = next(seq) if event.record_key is not None else None
     rows = [
         new_delivery(
             event.id,
@@ -221,12 +266,13 @@ def _sqlite_publish_one(conn: Connection, event: NewEvent) -> list[Outgoing]:
             now,
             enqueued=event.enqueued,
             record_key=record_key,
+            seq=place if record_key is not None else None,
         )
         for webhook_id, target, url, record_key in targets
     ]
     if rows:
         conn.execute(_INSERT_DELIVERY, rows)
-    return [Outgoing(row["id"], row["url"], row["webhook_id"]) for row in rows]
+    return [_outgoing(row) for row in rows]
 
 
 def _record_key(event: NewEvent, ordered: bool) -> str | None:
@@ -242,6 +288,7 @@ def new_delivery(
     now: datetime,
     enqueued: bool,
     record_key: str | None = None,
+    seq: int | None = None,
 ) -> dict:
     """The values of a new delivery row, pending its first attempt (SQLite's publish, and
     operational events, insert it as is; PostgreSQL's publish writes the same in SQL)."""
@@ -260,6 +307,7 @@ def new_delivery(
         "created_at": now,
         "updated_at": now,
         "record_key": record_key,
+        "seq": seq,
     }
 
 
@@ -267,7 +315,11 @@ def insert_event_with_delivery(conn: Connection, event: dict, delivery: dict) ->
     """An event and its one delivery (operational events, to the operations webhook)."""
     conn.execute(_INSERT_EVENT, event)
     conn.execute(_INSERT_DELIVERY, delivery)
-    return Outgoing(delivery["id"], delivery["url"], delivery["webhook_id"])
+    return _outgoing(delivery)
+
+
+def _outgoing(delivery: dict) -> Outgoing:
+    return Outgoing(delivery["id"], delivery["url"], delivery["webhook_id"], delivery["wallet_id"])
 
 
 def read_key(conn: Connection, scope: uuid.UUID, key: str) -> StoredKey | None:

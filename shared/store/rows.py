@@ -16,11 +16,17 @@ from shared.throttle import host_key
 
 
 class Outgoing(NamedTuple):
-    """A delivery whose task is to be sent: its id, its webhook, and where it goes."""
+    """A delivery whose task is to be sent: its id, its webhook, where it goes, and whose it is
+    (the wallet decides its place among the queues, see `shared.lanes`)."""
 
     id: uuid.UUID
     url: str
     webhook_id: uuid.UUID | None
+    wallet_id: uuid.UUID | None
+    # The webhook's deliveries per second (0: no limit), or None when the statement did not
+    # read it (the worker then reads it itself).
+    rate_limit: int | None = None
+    slot: str | None = None  # a slot of the webhook handed to this delivery (coordination.slots)
 
     @property
     def host(self) -> str:
@@ -29,8 +35,9 @@ class Outgoing(NamedTuple):
 
     @classmethod
     def of(cls, row) -> Outgoing:
-        """From a result row with `id`, `url` and `webhook_id` columns."""
-        return cls(row.id, row.url, row.webhook_id)
+        """From a result row (or a Delivery) with `id`, `url`, `webhook_id`, `wallet_id` and,
+        where it was read, `rate_limit`."""
+        return cls(row.id, row.url, row.webhook_id, row.wallet_id, getattr(row, "rate_limit", None))
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,15 @@ PostgreSQL every statement commits by itself, so a claim is committed before the
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared.db import Database
+from shared.models import Webhook
 from shared.settings import Settings
 from shared.store import attempts, claims, waiting
 from shared.store.batcher import Batcher
@@ -23,21 +26,24 @@ from shared.timeutil import utcnow
 log = logging.getLogger(__name__)
 # A retry message may run a moment before the time the database set (clock skew).
 DUE_SLACK = timedelta(seconds=1)
+RECORD_RETRY_FIRST = 0.5  # seconds, doubling up to
+RECORD_RETRY_MAX = 4.0
 
 
 class DirectStore:
     """Each claim and record as a statement of its own, on a pooled connection."""
 
-    def __init__(self, db: Database, settings: Settings):
+    def __init__(self, db: Database, settings: Settings, worker_id: str | None = None):
         self.db = db
         self.settings = settings
+        self.worker_id = worker_id  # the process that claims (its heartbeat tells it lives)
 
     def claim(self, delivery_id: uuid.UUID) -> Claim | None:
         return self.claim_many([delivery_id])[0]
 
     def record(self, attempt: FinishedAttempt) -> bool:
         """Store the attempt; False when its delivery moved on without it."""
-        return self.record_many([attempt])[0]
+        return _raised(self.record_many([attempt])[0])
 
     def claim_many(self, delivery_ids: list[uuid.UUID]) -> list[Claim | None]:
         now = utcnow()
@@ -46,6 +52,7 @@ class DirectStore:
             "due_by": now + DUE_SLACK,
             "lease_until": now + timedelta(seconds=self.settings.lease_seconds),
             "now": now,
+            "worker": self.worker_id,
         }
         with self.db.statements() as conn:
             taken = {claim.id: claim for claim in claims.claim(conn, delivery_ids, params)}
@@ -60,15 +67,49 @@ class DirectStore:
         # A duplicate message in the same batch gets nothing: pop, not get.
         return [taken.pop(delivery_id, None) for delivery_id in delivery_ids]
 
-    def record_many(self, finished: list[FinishedAttempt]) -> list[bool]:
-        with self.db.statements() as conn:
-            moved_on = attempts.record(conn, finished, utcnow())
-        return [attempt.delivery_id in moved_on for attempt in finished]
+    def record_many(self, finished: list[FinishedAttempt]) -> list[bool | Exception]:
+        """Store the attempts together; False for each whose delivery moved on without it.
 
-    def park_for_cap(self, delivery_id: uuid.UUID) -> None:
-        """The delivery waits in the database while its webhook has its share of threads."""
+        An attempt made is worth keeping through a database outage: while the database is
+        unreachable the record is tried again, for as long as the attempts' lease lasts
+        (their slots and rows stay theirs meanwhile). When the statement itself fails, each
+        attempt is recorded by itself, so that one bad row costs only its own record (its
+        item is then the exception).
+        """
+        give_up = time.monotonic() + self.settings.lease_seconds - self.settings.webhook_timeout
+        pause = RECORD_RETRY_FIRST
+        while True:
+            try:
+                with self.db.statements() as conn:
+                    moved_on = attempts.record(conn, finished, utcnow())
+                return [attempt.delivery_id in moved_on for attempt in finished]
+            except OperationalError:
+                if time.monotonic() + pause > give_up:
+                    raise
+                log.warning("database unreachable: recording %d attempts again", len(finished))
+                time.sleep(pause)
+                pause = min(pause * 2, RECORD_RETRY_MAX)
+            except DBAPIError:
+                if len(finished) == 1:
+                    raise
+                return [self._record_alone(attempt) for attempt in finished]
+
+    def _record_alone(self, attempt: FinishedAttempt) -> bool | Exception:
+        try:
+            return self.record_many([attempt])[0]
+        except DBAPIError as exc:
+            log.warning("an attempt could not be recorded: delivery=%s", attempt.delivery_id)
+            return exc
+
+    def park(self, delivery_id: uuid.UUID, reason: str, due: datetime | None = None) -> None:
+        """The delivery waits in the database (until `due`, if given), no attempt spent."""
         with self.db.statements() as conn:
-            claims.park_for_cap(conn, delivery_id, utcnow())
+            claims.park(conn, delivery_id, reason, utcnow(), due)
+
+    def rate_limit(self, webhook_id: uuid.UUID) -> int:
+        """The webhook's rate limit (0: none), for a message that did not carry it."""
+        with self.db.statements() as conn:
+            return conn.scalar(select(Webhook.rate_limit).where(Webhook.id == webhook_id)) or 0
 
     def release_waiting(self, webhook_id: uuid.UUID, limit: int) -> list[Outgoing]:
         with self.db.statements() as conn:
@@ -86,8 +127,8 @@ class BatchedStore(DirectStore):
     under light load a batch holds one delivery.
     """
 
-    def __init__(self, db: Database, settings: Settings):
-        super().__init__(db, settings)
+    def __init__(self, db: Database, settings: Settings, worker_id: str | None = None):
+        super().__init__(db, settings, worker_id)
         self._claims = Batcher(self.claim_many, "claim-batches")
         self._records = Batcher(self.record_many, "record-batches")
 
@@ -95,12 +136,18 @@ class BatchedStore(DirectStore):
         return self._claims.submit(delivery_id)
 
     def record(self, attempt: FinishedAttempt) -> bool:
-        return self._records.submit(attempt)
+        return _raised(self._records.submit(attempt))
 
 
-def delivery_store(db: Database, settings: Settings) -> DirectStore:
+def _raised(outcome: bool | Exception) -> bool:
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def delivery_store(db: Database, settings: Settings, worker_id: str | None = None) -> DirectStore:
     """Batched where one statement takes many rows; one at a time elsewhere (SQLite has one
     writer anyway)."""
     if takes_batches(db.engine):
-        return BatchedStore(db, settings)
-    return DirectStore(db, settings)
+        return BatchedStore(db, settings, worker_id)
+    return DirectStore(db, settings, worker_id)

@@ -7,15 +7,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from shared.models import Delivery, DeliveryStatus, Webhook, WebhookStatus
-from shared.store.conditions import RECORD_FREE, WEBHOOK_OPEN
+from shared.models import UNFINISHED, Delivery, DeliveryStatus, Webhook, WebhookStatus
+from shared.store.conditions import RECORD_FREE, TO_SEND, WEBHOOK_OPEN
 from shared.store.rows import Outgoing
 
 PENDING, WAITING = DeliveryStatus.PENDING, DeliveryStatus.WAITING
-_SENT = (Delivery.id, Delivery.url, Delivery.webhook_id)
+_SENT = TO_SEND
 
 
 def release_waiting(
@@ -69,7 +69,7 @@ def release_next_of_record(
             Delivery.next_attempt_at <= now,
             RECORD_FREE,
         )
-        .order_by(Delivery.created_at, Delivery.id)
+        .order_by(Delivery.seq)
         .limit(1)
         .with_for_update()
         .scalar_subquery()
@@ -83,23 +83,43 @@ def release_next_of_record(
     return [Outgoing.of(row) for row in conn.execute(statement, {"now": now})]
 
 
-def start_probe(conn: Connection, webhook_id: uuid.UUID, now: datetime) -> Outgoing | None:
-    """The next attempt of the waiting delivery with the most attempts left (the oldest among
-    those) becomes the failing webhook's probe, or None when nothing waits."""
+def start_probe(
+    conn: Connection, webhook_id: uuid.UUID, max_attempts: int, now: datetime
+) -> Outgoing | None:
+    """Take the failing webhook's next probe, or None when nothing waits: the next attempt of
+    a waiting delivery (the oldest of its kind) that
+
+    1. has been tried and keeps another attempt after this one: a receiver that refuses first
+       attempts and accepts retries is found out by the first probe, and no delivery is
+       failed by it;
+    2. else has not been tried;
+    3. else has its last attempt left.
+    """
+    preference = case(
+        (and_(Delivery.attempts > 0, Delivery.attempts < max_attempts - 1), 0),
+        (Delivery.attempts == 0, 1),
+        else_=2,
+    )
+    # A pending delivery that is due counts as waiting: its claim would only park it (its
+    # message may also have been lost with a worker, as retries waiting out their countdown).
+    owed = or_(
+        Delivery.status == WAITING,
+        and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
+    )
     candidate = conn.execute(
         select(Delivery.id)
-        .where(Delivery.webhook_id == webhook_id, Delivery.status == WAITING, RECORD_FREE)
-        .order_by(Delivery.attempts, Delivery.created_at, Delivery.id)
+        .where(
+            Delivery.webhook_id == webhook_id,
+            owed,
+            Delivery.attempts < max_attempts,
+            RECORD_FREE,
+        )
+        .order_by(preference, Delivery.created_at, Delivery.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     ).scalar()
     if candidate is None:
         return None
-    conn.execute(
-        update(Webhook)
-        .where(Webhook.id == webhook_id)
-        .values(probe_delivery_id=candidate, next_probe_at=None)
-    )
     row = conn.execute(
         update(Delivery)
         .where(Delivery.id == candidate)
@@ -122,3 +142,28 @@ def webhooks_with_waiting(conn: Connection) -> list[uuid.UUID]:
     """The webhooks that have deliveries waiting."""
     waiting = select(Delivery.webhook_id).where(Delivery.status == WAITING).distinct()
     return list(conn.scalars(waiting))
+
+
+def webhooks_to_restart(conn: Connection, now: datetime) -> list:
+    """Webhooks that take attempts and have deliveries waiting that are due: (id, rate limit)
+    of each. If nothing of theirs runs, no ending attempt will hand them a slot."""
+    rows = conn.execute(
+        select(Webhook.id, func.coalesce(Webhook.rate_limit, 0).label("rate_limit")).where(
+            Webhook.status == WebhookStatus.ACTIVE,
+            or_(Webhook.hold_until.is_(None), Webhook.hold_until <= now),
+            exists().where(
+                Delivery.webhook_id == Webhook.id,
+                Delivery.status == WAITING,
+                Delivery.next_attempt_at <= now,
+            ),
+        )
+    )
+    return rows.all()
+
+
+def has_unfinished(conn: Connection, webhook_id: uuid.UUID) -> bool:
+    """Whether the webhook is owed any attempt or outcome."""
+    owed = select(Delivery.id).where(
+        Delivery.webhook_id == webhook_id, Delivery.status.in_(UNFINISHED)
+    )
+    return conn.execute(owed.limit(1)).first() is not None

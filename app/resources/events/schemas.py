@@ -2,7 +2,7 @@ import marshmallow as ma
 
 from app.base import PageArgsSchema, Schema, Timestamp, page_schema
 from shared.event_types import EVENT_TYPES, EventType
-from shared.models import DeliveryStatus, Target
+from shared.models import DeliveryStatus, Target, shown_webhook_id
 from shared.publishing import MAX_BATCH
 
 STATUSES = [status.value for status in DeliveryStatus]
@@ -136,7 +136,11 @@ class DeliverySchema(Schema):
     id = ma.fields.UUID(required=True)
     eventId = ma.fields.UUID(attribute="event_id", required=True)
     walletId = ma.fields.UUID(attribute="wallet_id", required=True, allow_none=True)
-    webhookId = ma.fields.UUID(attribute="webhook_id", allow_none=True)
+    # A wallet's row of the global webhook goes by the global webhook's id.
+    webhookId = ma.fields.Function(
+        lambda delivery: shown_webhook_id(delivery.webhook_id, delivery.target),
+        metadata={"type": "string", "format": "uuid", "nullable": True},
+    )
     target = ma.fields.String(required=True, metadata={"enum": [t.value for t in Target]})
     url = ma.fields.String(required=True)
     status = ma.fields.String(required=True, metadata={"enum": STATUSES})

@@ -13,6 +13,7 @@ from app.resources.webhooks.schemas import (
     WebhookCreateSchema,
     WebhookPageSchema,
     WebhookSchema,
+    WebhookUpdateSchema,
 )
 from app.state import state
 from shared.services import webhooks
@@ -43,6 +44,7 @@ class Webhooks(MethodView):
                 app_state.settings.max_webhooks_per_wallet,
                 settings=app_state.settings,
                 ordering=body["ordering"],
+                rate_limit=body["rateLimit"],
             )
 
     @caller(blp, TENANT)
@@ -56,12 +58,21 @@ class Webhooks(MethodView):
 @blp.route("/<uuid:webhook_id>")
 class WebhookById(MethodView):
     @caller(blp, TENANT)
+    @blp.arguments(WebhookUpdateSchema, required=False)
+    @blp.response(200, WebhookSchema)
+    @blp.alt_response(400, schema=ProblemSchema)
+    @blp.alt_response(404, schema=ProblemSchema)
+    def patch(self, body, webhook_id, wallet_id):
+        """Change a webhook's settings (its rate limit)"""
+        with state().db.transaction() as session:
+            return webhooks.update_webhook(session, wallet_id, webhook_id, body)
+
+    @caller(blp, TENANT)
     @blp.response(200)
     @blp.alt_response(404, schema=ProblemSchema)
     def delete(self, webhook_id, wallet_id):
         """Delete a webhook; its unfinished deliveries are cancelled"""
-        with state().db.transaction() as session:
-            webhooks.delete_webhook(session, wallet_id, webhook_id)
+        state().delete_webhook(wallet_id, webhook_id)
         return Response(status=200)
 
 
@@ -100,7 +111,8 @@ class WebhookRecover(MethodView):
     def post(self, body, webhook_id, wallet_id):
         """Redeliver the webhook's failed deliveries since a time: a new round each"""
         app_state = state()
-        with app_state.db.transaction() as session:
-            outgoing = webhooks.recover_webhook(session, wallet_id, webhook_id, body["since"])
-        app_state.send(outgoing)
+        outgoing = app_state.db.in_batches(
+            lambda session: webhooks.recover_webhook(session, wallet_id, webhook_id, body["since"]),
+            then=app_state.send,
+        )
         return {"redelivered": len(outgoing)}

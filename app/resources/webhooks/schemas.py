@@ -5,6 +5,21 @@ from shared.event_types import EVENT_TYPES
 from shared.models import Ordering
 
 ORDERINGS = [ordering.value for ordering in Ordering]
+RATE_LIMIT_DESCRIPTION = (
+    "At most this many deliveries per second to this webhook, across every worker; deliveries "
+    "over it wait without spending an attempt. null: no limit."
+)
+
+
+def RateLimit(**options) -> ma.fields.Integer:  # noqa: N802 - a field, named like one
+    return ma.fields.Integer(
+        allow_none=True,
+        validate=ma.validate.Range(1, 10_000),
+        metadata={"description": RATE_LIMIT_DESCRIPTION, "example": 20},
+        **options,
+    )
+
+
 ORDERING_DESCRIPTION = (
     "record: the deliveries of events about one record (connectionId, recordId, presentationId, "
     "did) start only after the previous one of that record ended (delivered, or failed after "
@@ -31,6 +46,13 @@ class WebhookCreateSchema(Schema):
         validate=ma.validate.OneOf(ORDERINGS),
         metadata={"description": ORDERING_DESCRIPTION},
     )
+    rateLimit = RateLimit(load_default=None)
+
+
+class WebhookUpdateSchema(Schema):
+    """PATCH: the fields given change, the others stay."""
+
+    rateLimit = RateLimit()
 
 
 class WebhookSchema(Schema):
@@ -56,11 +78,18 @@ class WebhookSchema(Schema):
         metadata={"enum": ORDERINGS, "description": "Present when not none (the default)."}
     )
     lastSuccessAt = Timestamp(attribute="last_success_at", allow_none=True)
+    statusReason = ma.fields.String(
+        attribute="status_reason",
+        metadata={"description": "Why it was disabled (e.g. the receiver answered 410 Gone)."},
+    )
+    rateLimit = ma.fields.Integer(
+        attribute="rate_limit", metadata={"description": RATE_LIMIT_DESCRIPTION}
+    )
 
     @ma.post_dump
     def _omit_unset(self, data, **kwargs):
         # Unset optional fields are left out, as the Identus agent's JSON encoder does.
-        for name in ("eventTypes", "statusSince", "lastSuccessAt"):
+        for name in ("eventTypes", "statusSince", "lastSuccessAt", "statusReason", "rateLimit"):
             if data.get(name) is None:
                 data.pop(name, None)
         # Shown when a webhook asked for record ordering; absent (none) keeps the Identus shape.

@@ -1,0 +1,144 @@
+"""The task messages that are out (sent, not finished), per wallet, in Redis.
+
+Each message is an entry of its wallet's sorted set, named by the delivery, the queue it took
+and a token of its own (the message carries the name, to remove it), scored by when it is due
+to run (now, or a retry's time). A wallet's count of due entries
+decides which queue its next first attempts take: up to WALLET_QUEUE_SHARE they go to the
+shared first queue, beyond that to one of the bulk lanes, so that a wallet with a backlog waits
+behind its own messages. A task removes its entry when it ends; an entry still there well after
+it was due belongs to a message that was lost (a worker killed, Redis emptied): the sweep sends
+those again.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import redis
+
+from shared.coordination import queues
+
+WALLETS = "out:wallets"  # the wallets' sets that have entries
+KEEP_SECONDS = 24 * 3600  # an idle wallet's set expires
+_NO_WALLET = "none"  # operational events about no wallet
+
+# KEYS: one set per wallet. ARGV: now, due, keep, share, the queue to take ('' = decide), the
+# first queue, then per wallet: its bulk lane, its number of new messages, their entry names
+# without the queue ("<delivery id>|<token>"). Returns each new entry's full name, in order.
+_SEND = """
+local now, due, keep, share = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local forced, first = ARGV[5], ARGV[6]
+local at, taken = 7, {}
+for _, key in ipairs(KEYS) do
+  local bulk = ARGV[at]
+  local count = tonumber(ARGV[at + 1])
+  at = at + 2
+  local ahead = redis.call('ZCOUNT', key, '-inf', now)
+  for j = 0, count - 1 do
+    local queue = forced
+    if queue == '' then
+      if ahead + j < share then queue = first else queue = bulk end
+    end
+    local entry = ARGV[at + j] .. '|' .. queue
+    redis.call('ZADD', key, due, entry)
+    taken[#taken + 1] = entry
+  end
+  at = at + count
+  redis.call('EXPIRE', key, keep)
+  redis.call('SADD', 'out:wallets', key)
+end
+return taken
+"""
+
+
+class Entry(NamedTuple):
+    wallet_key: str
+    member: str  # "<delivery id>|<token>|<queue>"
+    due: float  # epoch seconds
+
+    @property
+    def delivery_id(self) -> uuid.UUID:
+        return uuid.UUID(self.member.split("|", 1)[0])
+
+    @property
+    def queue(self) -> str:
+        return queue_of(self.member)
+
+
+def queue_of(entry: str) -> str:
+    """The queue an entry's message took."""
+    return entry.rsplit("|", 1)[1]
+
+
+def wallet_key(wallet_id) -> str:
+    return f"out:w:{wallet_id if wallet_id is not None else _NO_WALLET}"
+
+
+def bulk_lane(wallet_id) -> str:
+    return queues.BULK[zlib.crc32(str(wallet_id).encode()) % len(queues.BULK)]
+
+
+class Outstanding:
+    def __init__(self, client: redis.Redis, share: int):
+        self.redis = client
+        self.share = share
+        self._send = client.register_script(_SEND)
+
+    def send(
+        self, messages: Sequence[tuple[uuid.UUID, object]], due: float | None = None
+    ) -> list[str]:
+        """Register messages (delivery id, wallet id) about to be sent; each one's entry, in
+        order (its queue is `queue_of(entry)`). First attempts share the first queue up to each
+        wallet's share; with `due` (epoch seconds: a retry, or a delivery held for its rate
+        limit) they take the retry queue and are due then."""
+        now = time.time()
+        by_wallet: dict[str, list] = defaultdict(list)
+        order: dict[str, list[int]] = defaultdict(list)
+        for index, (delivery_id, wallet_id) in enumerate(messages):
+            key = wallet_key(wallet_id)
+            by_wallet[key].append((delivery_id, wallet_id))
+            order[key].append(index)
+        argv: list = [now, due if due is not None else now, KEEP_SECONDS, self.share]
+        argv += [queues.RETRY if due is not None else "", queues.FIRST]
+        for entries in by_wallet.values():
+            argv += [bulk_lane(entries[0][1]), len(entries)]
+            argv += [f"{delivery_id}|{secrets.token_hex(4)}" for delivery_id, _ in entries]
+        taken = self._send(keys=list(by_wallet), args=argv)
+        names = [""] * len(messages)
+        position = 0
+        for key in by_wallet:
+            for index in order[key]:
+                names[index] = taken[position].decode()
+                position += 1
+        return names
+
+    def done(self, wallet_id, entry: str) -> None:
+        """The message ended (whatever became of its delivery)."""
+        self.redis.zrem(wallet_key(wallet_id), entry)
+
+    def overdue(self, before: float, limit: int = 5000) -> list[Entry]:
+        """Entries due before `before`: their messages should have ended by now."""
+        found: list[Entry] = []
+        for raw in self.redis.smembers(WALLETS):
+            key = raw.decode()
+            rows = self.redis.zrangebyscore(
+                key, "-inf", before, start=0, num=limit, withscores=True
+            )
+            if not rows and not self.redis.exists(key):
+                self.redis.srem(WALLETS, key)
+            found += [Entry(key, member.decode(), score) for member, score in rows]
+            if len(found) >= limit:
+                break
+        return found
+
+    def forget(self, entries: Iterable[Entry]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for entry in entries:
+            pipe.zrem(entry.wallet_key, entry.member)
+        pipe.execute()

@@ -1,0 +1,243 @@
+"""Attempts running at once per webhook, and its rate limit, held across every worker process.
+
+A webhook runs at most WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK attempts at once while it is slow or
+unproven (its receiver took longer than `slow_after` in the last `remember` seconds, or has
+not answered quickly yet), and at most WEBHOOK_MAX_IN_FLIGHT_FAST once it answers quickly.
+Each running attempt holds a slot: an entry of the webhook's sorted set, scored by when it
+was taken, so that a slot whose worker died expires. A webhook's `rateLimit` is kept with the
+generic cell rate algorithm: each delivery reserves the next free moment; one due later runs
+then (its message waits in a worker), and one due beyond the horizon waits in the database.
+
+When an attempt ends and deliveries of its webhook wait for a slot, its slot, and any other
+that is free, is handed to them (`Handover`): they are released with the slot already theirs,
+so a released delivery is never parked again, and the webhook's own pace decides how fast its
+waiting deliveries go.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from shared.coordination.liveness import ALIVE_SECONDS
+
+DEAD_AFTER = ALIVE_SECONDS
+KEEP_SECONDS = 3600
+RECEIPT = "receipt:{delivery}:{round}:{number}"
+
+# KEYS: run, speed, tat. ARGV: token, now, ttl, slow cap, fast cap, rate (0: none), horizon,
+# reserved ('1': its rate moment was reserved already), keep.
+# Returns {1, slow?} slot taken; {0, 0} at the cap; {2, wait} reserved `wait` seconds ahead;
+# {3, wait} the next moment is beyond the horizon.
+_ACQUIRE = """
+local run, speed, tat_key = KEYS[1], KEYS[2], KEYS[3]
+local token, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local slow_cap, fast_cap = tonumber(ARGV[4]), tonumber(ARGV[5])
+local rate, horizon, reserved, keep = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
+redis.call('ZREMRANGEBYSCORE', run, '-inf', now - ttl)
+local slow_until = tonumber(redis.call('HGET', speed, 'slow') or '0')
+local fast_until = tonumber(redis.call('HGET', speed, 'fast') or '0')
+local slow = slow_until > now or fast_until <= now
+local cap = fast_cap
+if slow then cap = slow_cap end
+if redis.call('ZCARD', run) >= cap then return {0, '0'} end
+if rate > 0 and reserved ~= '1' then
+  local tat = tonumber(redis.call('GET', tat_key) or '0')
+  if tat < now then tat = now end
+  local wait = tat - now
+  if wait > horizon then return {3, tostring(wait)} end
+  redis.call('SET', tat_key, tostring(tat + 1 / rate), 'EX', keep)
+  if wait > 0.001 then return {2, tostring(wait)} end
+end
+redis.call('ZADD', run, now, token)
+redis.call('EXPIRE', run, keep)
+if slow then return {1, '1'} end
+return {1, '0'}
+"""
+
+# KEYS: run, speed, waiting, receipt ('' none). ARGV: token, now, took (-1: no request was
+# made), slow_after, remember, slow cap, fast cap, keep, most to hand over, the answer's status
+# (the receipt's value), how long the receipt lives.
+# Returns the slots handed over to waiting deliveries (this one's first), or none.
+_FINISH = """
+local run, speed, waiting_key = KEYS[1], KEYS[2], KEYS[3]
+if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[10], 'EX', ARGV[11]) end
+local token, now, took = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local slow_after, remember = tonumber(ARGV[4]), tonumber(ARGV[5])
+local slow_cap, fast_cap = tonumber(ARGV[6]), tonumber(ARGV[7])
+local keep, most = ARGV[8], tonumber(ARGV[9])
+if took >= 0 then
+  if took > slow_after then
+    redis.call('HSET', speed, 'slow', now + remember, 'fast', 0)
+  else
+    redis.call('HSET', speed, 'fast', now + remember)
+  end
+  redis.call('EXPIRE', speed, keep)
+end
+redis.call('ZREM', run, token)
+local waiting = tonumber(redis.call('GET', waiting_key) or '0')
+if waiting <= 0 then return {} end
+local slow_until = tonumber(redis.call('HGET', speed, 'slow') or '0')
+local fast_until = tonumber(redis.call('HGET', speed, 'fast') or '0')
+local cap = fast_cap
+if slow_until > now or fast_until <= now then cap = slow_cap end
+local n = math.min(waiting, cap - redis.call('ZCARD', run), most)
+local handed = {}
+for i = 1, n do
+  local slot = token .. '.' .. i
+  redis.call('ZADD', run, now, slot)
+  handed[i] = slot
+end
+if n > 0 then redis.call('DECRBY', waiting_key, n) end
+return handed
+"""
+
+
+@dataclass(frozen=True)
+class Slot:
+    webhook: str
+    token: str  # "<owner>/<random>": the worker process that took it (its heartbeat's id)
+    slow: bool = True
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a receiver answered to an attempt, kept in Redis the moment it answered: should
+    the worker die before recording it, the sweep records this instead of a lost attempt, and
+    a delivery that arrived is not sent again."""
+
+    delivery_id: uuid.UUID
+    round: int
+    number: int
+    status_code: int | None
+
+    @property
+    def key(self) -> str:
+        return RECEIPT.format(delivery=self.delivery_id, round=self.round, number=self.number)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """No slot now: `wait` seconds until the rate allows one (0: the webhook is at its cap)."""
+
+    wait: float = 0.0
+    reserved: bool = False  # the moment `wait` ahead is this delivery's: come back then
+
+
+def _status(receipt: Receipt | None) -> str:
+    if receipt is None or receipt.status_code is None:
+        return "none"
+    return str(receipt.status_code)
+
+
+def _keys(webhook: str) -> tuple[str, str, str, str]:
+    base = f"wh:{webhook}"
+    return f"{base}:run", f"{base}:speed", f"{base}:tat", f"{base}:waiting"
+
+
+class Slots:
+    def __init__(
+        self,
+        client: redis.Redis,
+        slow_cap: int,
+        fast_cap: int,
+        ttl: float,
+        slow_after: float = 1.0,
+        remember: float = 30.0,
+        horizon: float = 10.0,
+        owner: str = "",
+    ):
+        self.redis = client
+        self.slow_cap = slow_cap
+        self.fast_cap = fast_cap
+        self.ttl = ttl  # a slot older than this died with its worker
+        self.slow_after = slow_after
+        self.remember = remember
+        self.horizon = horizon
+        self.owner = owner
+        self._acquire = client.register_script(_ACQUIRE)
+        self._finish = client.register_script(_FINISH)
+
+    def acquire(self, webhook: str, rate: int | None, reserved: bool = False) -> Slot | Refusal:
+        run, speed, tat, _ = _keys(webhook)
+        token = f"{self.owner}/{uuid.uuid4().hex}"
+        args = [token, time.time(), self.ttl, self.slow_cap, self.fast_cap, rate or 0]
+        args += [self.horizon, "1" if reserved else "0", KEEP_SECONDS]
+        code, value = self._acquire(keys=[run, speed, tat], args=args)
+        if code == 1:
+            return Slot(webhook, token, value == b"1")
+        return Refusal(float(value), reserved=code == 2)
+
+    def finish(
+        self, slot: Slot, took: float | None, most: int, receipt: Receipt | None = None
+    ) -> list[Slot]:
+        """The attempt ended after `took` seconds of the receiver's time (None: no request
+        was made), with `receipt` kept; the slots handed over to deliveries waiting for one,
+        at most `most`."""
+        run, speed, _, waiting = _keys(slot.webhook)
+        args = [slot.token, time.time(), -1 if took is None else took, self.slow_after]
+        args += [self.remember, self.slow_cap, self.fast_cap, KEEP_SECONDS, most]
+        args += [_status(receipt), int(self.ttl) + 60]
+        keys = [run, speed, waiting, receipt.key if receipt else ""]
+        handed = self._finish(keys=keys, args=args)
+        return [Slot(slot.webhook, token.decode()) for token in handed]
+
+    def receipts(self, attempts) -> dict:
+        """{(delivery id, round, number): status code or None} of the receipts kept for
+        these (delivery id, round, number)."""
+        keys = [RECEIPT.format(delivery=d, round=r, number=n) for d, r, n in attempts]
+        if not keys:
+            return {}
+        found = {}
+        for attempt, value in zip(attempts, self.redis.mget(keys), strict=True):
+            if value is not None:
+                found[attempt] = int(value) if value != b"none" else None
+        return found
+
+    def drop_dead(self, webhook: str, alive) -> None:
+        """Free the slots of worker processes that are no longer alive (`alive(ids)` says
+        which are), taken longer ago than a heartbeat lives."""
+        run = _keys(webhook)[0]
+        taken = self.redis.zrangebyscore(run, "-inf", time.time() - DEAD_AFTER)
+        owners = {token.decode().split("/", 1)[0] for token in taken}
+        living = alive(owners)
+        dead = [token for token in taken if token.decode().split("/", 1)[0] not in living]
+        if dead:
+            self.redis.zrem(run, *dead)
+
+    def give_back(self, slots: list[Slot]) -> None:
+        """Handed-over slots nobody took (fewer deliveries waited than counted)."""
+        if not slots:
+            return
+        run, _, _, waiting = _keys(slots[0].webhook)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrem(run, *[slot.token for slot in slots])
+        pipe.set(waiting, 0, ex=KEEP_SECONDS)
+        pipe.execute()
+
+    def parked(self, webhook: str) -> None:
+        """One more delivery of the webhook waits in the database for a slot."""
+        waiting = _keys(webhook)[3]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(waiting)
+        pipe.expire(waiting, KEEP_SECONDS)
+        pipe.execute()
+
+    def running(self, webhook: str) -> int:
+        """Slots taken now (those of dead workers expire after `ttl`)."""
+        run = _keys(webhook)[0]
+        self.redis.zremrangebyscore(run, "-inf", time.time() - self.ttl)
+        return self.redis.zcard(run)
+
+    def free(self, webhook: str) -> list[Slot]:
+        """Take every free slot of a webhook nothing runs for (the sweep's way to restart one
+        whose waiting deliveries have no attempt left to hand them a slot)."""
+        handed = []
+        while True:
+            slot = self.acquire(webhook, None, reserved=True)
+            if not isinstance(slot, Slot):
+                return handed
+            handed.append(slot)
