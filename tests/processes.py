@@ -29,7 +29,6 @@ def start_worker(env: dict[str, str], logdir: Path, concurrency: int = 16) -> Pr
             "worker",
             "--pool=threads",
             f"--concurrency={concurrency}",
-            "--queues=webhooks,webhooks.retry",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,6 +25,10 @@ class Behaviour:
     location: str | None = None
     headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After
     trickle: float = 0.0  # > 0: the body comes one byte every `trickle` seconds, for minutes
+    # The status for a request, from its headers and body (overrides `statuses` and `then`).
+    decide: Callable[[dict, bytes], int] | None = None
+    running: int = 0  # requests being answered now
+    most_running: int = 0  # the most ever answered at once
 
 
 class Receiver:
@@ -36,13 +41,20 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The body goes out as a segment of its own after the headers: without this, the
+            # sender's delayed acknowledgement holds every answer back by some 40 ms.
+            disable_nagle_algorithm = True
 
             def do_POST(self):  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 status, behaviour = receiver._record(self.path, dict(self.headers), body)
-                if behaviour.delay:
-                    time.sleep(behaviour.delay)
+                try:
+                    if behaviour.delay:
+                        time.sleep(behaviour.delay)
+                finally:
+                    with receiver._lock:
+                        behaviour.running -= 1
                 self.send_response(status)
                 if behaviour.location:
                     self.send_header("Location", behaviour.location)
@@ -88,9 +100,33 @@ class Receiver:
         with self._arrived:
             self.requests.append(Received(path, headers, body, time.time()))
             behaviour = self.behaviours.setdefault(path, Behaviour())
-            status = behaviour.statuses.pop(0) if behaviour.statuses else behaviour.then
+            if behaviour.decide is not None:
+                status = behaviour.decide(headers, body)
+            else:
+                status = behaviour.statuses.pop(0) if behaviour.statuses else behaviour.then
+            behaviour.running += 1
+            behaviour.most_running = max(behaviour.most_running, behaviour.running)
             self._arrived.notify_all()
         return status, behaviour
+
+    def first_of_each_fails(self, path: str, status: int = 500) -> None:
+        """Each event's first request to `path` gets `status`, its later ones 200."""
+        seen: set[str] = set()
+
+        def decide(headers: dict, _body: bytes) -> int:
+            event = {name.lower(): value for name, value in headers.items()}.get("webhook-id")
+            if event in seen:
+                return 200
+            seen.add(event)
+            return status
+
+        self.behave(path, decide=decide)
+
+    def most_running(self, path: str) -> int:
+        """The most requests to `path` answered at once so far."""
+        with self._lock:
+            behaviour = self.behaviours.get(path)
+            return behaviour.most_running if behaviour else 0
 
     def at(self, path: str) -> list[Received]:
         with self._lock:

@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from shared.coordination import queues
 from shared.models import Delivery
 from shared.publishing import publish
-from shared.services.sweep import sweep
+from shared.services.sweep import Broker, sweep
 from shared.services.webhooks import create_webhook
 from shared.timeutil import utcnow
 from tests.helpers import connection_event
@@ -36,8 +37,10 @@ def _pending(database, settings, enqueued_ago: float | None) -> uuid.UUID:
 
 def _swept(database, settings, oldest_queued=None) -> set[uuid.UUID]:
     """What one sweep sends; `oldest_queued`: when the oldest message still queued was sent."""
+    queued = {} if oldest_queued is None else {queues.FIRST: oldest_queued.timestamp()}
     with database.transaction() as session:
-        return {out.id for out in sweep(session, settings, oldest_queued)}
+        swept = sweep(session, settings, Broker(oldest_queued=queued))
+    return {out.id for out in swept.to_send}
 
 
 def test_a_message_that_never_ran_is_sent_again_once_nothing_is_queued(database, settings):
