@@ -133,7 +133,7 @@ class Deliverer:
         # process took to claim and record on a busy machine.
         if lease is not None:
             self.limiter.sending(lease)
-        result = self.sender.post(request.url, request.body, request.headers)
+        result = self.sender.send(request)
         if lease is not None:
             self.limiter.answered(lease, result.duration_ms / 1000)
         verdict = record_attempt(self.store, self.settings, claim, started, result)

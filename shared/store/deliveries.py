@@ -1,15 +1,16 @@
 """A delivery's life outside the hot path: whether its task was sent, rounds of redelivery,
-cancellation with its webhook, and what the sweep finds stuck or lost."""
+cancellation with its webhook or a move to its new URL, and what the sweep finds stuck or
+lost."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.engine import Connection
 
-from shared.models import FINISHED, UNFINISHED, Delivery, DeliveryStatus
+from shared.models import FINISHED, UNFINISHED, Delivery, DeliveryStatus, Target, Webhook
 from shared.store.rows import Outgoing
 
 
@@ -31,6 +32,29 @@ def cancel_for_webhook(conn: Connection, webhook_id: uuid.UUID, now: datetime) -
         .where(Delivery.webhook_id == webhook_id, Delivery.status.in_(UNFINISHED))
         .values(status=DeliveryStatus.CANCELLED, updated_at=now, last_error="webhook deleted")
     )
+
+
+def redirect_unfinished(conn: Connection, webhook_id: uuid.UUID, url: str, now: datetime) -> None:
+    """The webhook's URL changed: what it still owes goes to the new one."""
+    conn.execute(
+        update(Delivery)
+        .where(Delivery.webhook_id == webhook_id, Delivery.status.in_(UNFINISHED))
+        .values(url=url, updated_at=now)
+    )
+
+
+# A new round goes to the webhook's URL of now (it may have changed since the last round); the
+# global webhook's row holds no URL: its deliveries keep theirs.
+_CURRENT_URL = case(
+    (
+        Delivery.target == Target.WALLET,
+        func.coalesce(
+            select(Webhook.url).where(Webhook.id == Delivery.webhook_id).scalar_subquery(),
+            Delivery.url,
+        ),
+    ),
+    else_=Delivery.url,
+)
 
 
 def start_round(
@@ -56,6 +80,7 @@ def start_round(
             enqueued_at=now,
             lease_until=None,
             updated_at=now,
+            url=_CURRENT_URL,
         )
     )
     return result.rowcount == 1

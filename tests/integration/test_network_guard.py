@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from shared.sender import Sender
-from shared.services.webhooks import create_webhook
+from shared.services.webhooks import WebhookRequest, create_webhook
 from shared.settings import load_settings
 from tests.helpers import admin_headers, connection_event
 
@@ -20,13 +20,14 @@ def sender(**env) -> Sender:
 
 
 def test_a_blocked_delivery_is_recorded_with_a_clear_error(
-    client, tenant, receiver, worker, database
+    client, tenant, receiver, worker, database, base_env
 ):
     # A webhook stored before the guard was switched on (registration now refuses it): every
     # attempt is refused when connecting, before a byte is sent.
     with database.transaction() as session:
         url = f"http://localhost:{receiver.port}/blocked"
-        create_webhook(session, uuid.UUID(tenant.wallet_id), url, {}, None, 10)
+        unguarded = load_settings(base_env)
+        create_webhook(session, unguarded, uuid.UUID(tenant.wallet_id), WebhookRequest(url))
     event = tenant.publish("ConnectionUpdated", connection_event()).json
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
