@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
-from schemathesis.specs.openapi.checks import negative_data_rejection
+from schemathesis.specs.openapi.checks import negative_data_rejection, unsupported_method
 
 from tests.helpers import ADMIN_TOKEN, DEFAULT_WALLET_KEY
 
@@ -152,9 +152,15 @@ def route_exists(ctx, response, case):
 
 
 def excused(case) -> list:
-    """`"customHeaders": null` is no schema-violating body: Identus's own code reads the field as
+    """Checks a case is excused from, each for its reason.
+
+    `"customHeaders": null` is no schema-violating body: Identus's own code reads the field as
     optional (`customHeaders: Option[Map[String, String]]`, null being None), as this service
     does; only the document forgets to say null. Every other check still judges such a case."""
+    if case.operation.label == "DELETE /events/webhooks/{id}":
+        # The path also serves PATCH here (changing a webhook: beyond Identus), so its 405
+        # answers and Allow header name PATCH, which the Identus document does not know.
+        return [unsupported_method]
     body = case.body
     if (
         case.operation.label == "POST /events/webhooks"
