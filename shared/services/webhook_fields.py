@@ -76,6 +76,10 @@ def check_auth_beside_headers(auth: dict | None, headers: dict) -> None:
 def receiver_tls(tls: dict | None, url: str, box: SecretBox, stored=None) -> dict | None:
     """The `tls` to store (`stored`: the webhook's, whose key a change may keep)."""
     checked = check_tls(tls, box, stored)
-    if checked is not None and not url.lower().startswith("https://"):
-        raise InvalidInput("tls: the webhook's url must be https")
+    check_tls_beside_url(checked, url)
     return checked
+
+
+def check_tls_beside_url(tls: dict | None, url: str) -> None:
+    if tls and not url.lower().startswith("https://"):
+        raise InvalidInput("tls: the webhook's url must be https")

@@ -21,8 +21,6 @@ from shared.store.rows import Outgoing
 from shared.timeutil import utcnow
 
 SIGNATURE_SCHEMES = ("v1", "v1a")  # HMAC-SHA256 with a whsec_ secret; Ed25519 with a key pair
-# The fields a change (PATCH) may set; ordering and the signature scheme are fixed for life.
-CHANGEABLE = ("url", "customHeaders", "eventTypes", "auth", "tls")
 
 
 @dataclass(frozen=True)
@@ -103,8 +101,9 @@ def change_webhook(
     webhook_id: uuid.UUID,
     changes: dict,
 ) -> Webhook:
-    """Change the fields of CHANGEABLE present in `changes` (API names); `auth` or `tls`
-    null removes them. Unfinished deliveries go to a new URL too."""
+    """Change the fields `changes` names (API names: url, customHeaders, eventTypes, auth,
+    tls; ordering and the signature scheme are fixed for life). `auth` or `tls` null removes
+    them. Unfinished deliveries go to a new URL too."""
     webhook = get_webhook(session, wallet_id, webhook_id)
     box = box_for(settings)
     url = webhook.url
@@ -118,9 +117,11 @@ def change_webhook(
         auth = fields.receiver_auth(changes["auth"], headers, settings, box)
     else:
         fields.check_auth_beside_headers(auth, headers)
-    tls = changes.get("tls", webhook.tls)
-    if "tls" in changes or "url" in changes:
-        tls = fields.receiver_tls(tls, url, box, stored=webhook.tls)
+    tls = webhook.tls
+    if "tls" in changes:
+        tls = fields.receiver_tls(changes["tls"], url, box, stored=webhook.tls)
+    else:
+        fields.check_tls_beside_url(tls, url)
     if "eventTypes" in changes:
         webhook.event_types = fields.check_event_types(changes["eventTypes"])
     if url != webhook.url:
