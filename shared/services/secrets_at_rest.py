@@ -34,20 +34,22 @@ def seal_stored_secrets(session: Session, box: SecretBox) -> int:
 
 
 def _reseal(webhook: Webhook, box: SecretBox) -> bool:
-    before = (webhook.secret, webhook.previous_secret, webhook.custom_headers)
-    before += (webhook.auth, webhook.tls)
-    if webhook.secret:  # the global and operations rows have none
-        webhook.secret = box.reseal(webhook.secret)
-    if webhook.previous_secret:
-        webhook.previous_secret = box.reseal(webhook.previous_secret)
-    if webhook.custom_headers and not all(map(box.is_current, webhook.custom_headers.values())):
-        webhook.custom_headers = {
-            name: box.reseal(value) for name, value in webhook.custom_headers.items()
-        }
+    """Whether anything of the webhook needed sealing with the first key (and now is)."""
+    changed = False
+    for column in ("secret", "previous_secret"):
+        value = getattr(webhook, column)
+        if value and not box.is_current(value):  # the global and operations rows have none
+            setattr(webhook, column, box.reseal(value))
+            changed = True
+    headers = webhook.custom_headers or {}
+    if not all(map(box.is_current, headers.values())):
+        webhook.custom_headers = {name: box.reseal(value) for name, value in headers.items()}
+        changed = True
     for column, names in _SEALED_FIELDS.items():
-        stored = getattr(webhook, column)
-        if stored and not all(box.is_current(stored[name]) for name in names if name in stored):
-            resealed = {name: box.reseal(stored[name]) for name in names if name in stored}
+        stored = getattr(webhook, column) or {}
+        sealed = {name: stored[name] for name in names if name in stored}
+        if not all(map(box.is_current, sealed.values())):
+            resealed = {name: box.reseal(value) for name, value in sealed.items()}
             setattr(webhook, column, {**stored, **resealed})  # a new dict: JSON is not tracked
-    after = (webhook.secret, webhook.previous_secret, webhook.custom_headers)
-    return before != after + (webhook.auth, webhook.tls)
+            changed = True
+    return changed
