@@ -43,6 +43,9 @@ enabled = true
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 """
+# Moving an entity to a wallet that does not exist answers 404 WalletNotFound, as documented;
+# when the stateful phase has just created the entity, it reads that 404 as the entity missing.
+MISREAD = ("ensure_resource_availability", "/cloud-agent/iam/entities/{entity_id}/walletId")
 
 
 WEBHOOK_BODIES = re.compile(r"/events/webhooks(/\{webhook_id\})?$")
@@ -108,6 +111,8 @@ def run(url: str, headers: dict[str, str], admin: bool) -> tuple[Counter, Counte
                 for check in checks:
                     if check.failure_info is not None:
                         node = event.recorder.cases.get(case_id)
+                        if node and (check.name, node.value.path) == MISREAD:
+                            continue
                         request = (
                             f"{node.value.method} {node.value.path} {node.value.body!r:.3000}"
                             if node
