@@ -21,8 +21,8 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
+from shared import deadline
 from shared.attempt_rules import USER_AGENT, TokenGrant
-from shared.deadline import Deadline
 from shared.settings import HEADER_VALUE
 
 # A token is renewed this long before its expires_in ends (at most a tenth of its life), so
@@ -54,7 +54,10 @@ class TokenCache:
         self._lock = threading.Lock()
 
     def token(
-        self, grant: TokenGrant, fetch: Callable[[TokenGrant], tuple[str, float]], limit: Deadline
+        self,
+        grant: TokenGrant,
+        fetch: Callable[[TokenGrant], tuple[str, float]],
+        limit: deadline.Deadline,
     ) -> str:
         """A valid token for `grant`: the one held, or one `fetch` gets (one thread at a time
         per grant; the others wait for it until their attempt's deadline)."""
@@ -125,6 +128,11 @@ def fetch_token(pool: urllib3.PoolManager, grant: TokenGrant, timeout: float) ->
     try:
         raw = response.read(MAX_ANSWER_BYTES + 1)
     finally:
+        # The connection goes back to the pool, where another attempt may take it: this
+        # attempt's deadline must no longer be able to shut its socket down.
+        limit, connection = deadline.current(), response.connection
+        if limit is not None and connection is not None and connection.sock is not None:
+            limit.forget(connection.sock)
         response.release_conn()
     return _token_of(response.status, raw)
 
