@@ -79,13 +79,14 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
 
 def _register_resources(api: Api, prefix: str) -> None:
     from app.resources import system
+    from app.resources.event_types import routes as event_types
     from app.resources.events import routes as events
     from app.resources.iam import routes as iam
     from app.resources.wallets import routes as wallets
     from app.resources.webhooks import routes as webhooks
 
-    # Webhooks first: /events/webhooks must not be read as an event id.
-    for module in (system, webhooks, events, wallets, iam):
+    # Webhooks and types first: /events/webhooks must not be read as an event id.
+    for module in (system, webhooks, event_types, events, wallets, iam):
         api.register_blueprint(module.blp, url_prefix=prefix + module.blp.url_prefix)
     describe_input_rules(api.spec)
 

@@ -163,7 +163,7 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
     flush_redis(baseline_url)
     stack = Stack(registry, service_env(database_url, redis_url, registry.logdir))
     stack.release()
-    settings = load_settings()
+    settings = load_settings(stack.env)  # the same settings (and key) as the stack
     db = Database(settings.database_url)
     try:
         command = [sys.executable, "-m", "bench.receiver"]

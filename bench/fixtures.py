@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from shared.db import Database
 from shared.services.bootstrap import api_key_salt
 from shared.services.tenancy import create_entity, create_wallet, register_api_key
-from shared.services.webhooks import create_webhook
+from shared.services.webhooks import WebhookRequest, create_webhook
 from shared.settings import Settings
 
 
@@ -81,8 +81,7 @@ def make_tenant(
         wallet = create_wallet(session, name)
         entity = create_entity(session, f"{name}-entity", wallet.id)
         register_api_key(session, api_key_salt(session, settings), entity.id, api_key)
-        limit = settings.max_webhooks_per_wallet
-        create_webhook(session, wallet.id, url, None, None, limit, ordering=ordering)
+        create_webhook(session, settings, wallet.id, WebhookRequest(url, ordering=ordering))
     return Tenant(name, wallet.id, api_key, url)
 
 

@@ -25,6 +25,8 @@ def service_env(database_url: str, redis_url: str, logdir: Path) -> dict[str, st
         DEFAULT_WALLET_AUTH_API_KEY="bench-default-wallet-key-0123456789",
         PYTHONUNBUFFERED="1",
     )
+    # Every process of the stack opens what the others sealed.
+    env.setdefault("SECRET_ENCRYPTION_KEY", "YmVuY2gtc2VjcmV0LWVuY3J5cHRpb24ta2V5LTAxMjM=")
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
 

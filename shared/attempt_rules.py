@@ -1,6 +1,7 @@
 """The rules of an attempt: what request a claimed delivery becomes (URL, headers,
-authentication, signatures), and what follows its outcome (delivered, retried when, waiting,
-failed). Pure: no I/O and no clock; callers pass the time.
+authentication, signatures, the TLS material and OAuth 2 grant the sender uses), and what
+follows its outcome (delivered, retried when, waiting, failed). Pure: no I/O and no clock;
+callers pass the time. Secrets stored sealed are opened here, for the request only.
 
 The worker sends what `request_for` builds, the console shows what `shown_headers` describes
 (the same rules, secrets hidden), and the worker and the sweep move a delivery on with what
@@ -9,13 +10,15 @@ The worker sends what `request_for` builds, the console shows what `shown_header
 
 from __future__ import annotations
 
+import base64
 import enum
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared import __version__, signing
 from shared.models import DeliveryStatus, Target
+from shared.secret_box import box_for
 from shared.settings import Settings
 from shared.timeutil import as_utc
 
@@ -39,54 +42,101 @@ ENDED = (Outcome.DELIVERED, Outcome.FAILED)  # outcomes that end the delivery's 
 
 
 @dataclass(frozen=True)
+class TokenGrant:
+    """An OAuth 2 client-credentials grant: the sender adds `Authorization: Bearer <token>`
+    with a token it fetched for this grant (or still holds from an earlier attempt)."""
+
+    token_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scope: str | None = None
+    audience: str | None = None
+    client_authentication: str = "client_secret_basic"
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """What the TLS handshake uses beyond the defaults: a client certificate and its key
+    (mutual TLS), and a CA that alone is trusted for the receiver's certificate."""
+
+    certificate: str | None
+    key: str | None = field(repr=False)
+    ca: str | None
+
+
+@dataclass(frozen=True)
 class Request:
     url: str
     body: bytes
     headers: dict[str, str]
+    grant: TokenGrant | None = None
+    tls: ClientTLS | None = None
 
 
 def request_for(claim, settings: Settings, now: datetime) -> Request:
     """The request an attempt of this claimed delivery (`shared.store.rows.Claim`) sends."""
+    box = box_for(settings)
     body = claim.body.encode()
     timestamp = int(now.timestamp())
     message_id = str(claim.event_id)
     secrets = signing_secrets(claim, settings, now)
     signature = signing.signature_header(secrets, message_id, timestamp, body) if secrets else None
     rows = _headers(
-        claim.target, claim.custom_headers, settings, message_id, str(timestamp), signature
+        claim.target, claim.custom_headers, claim.auth, settings, message_id, str(timestamp),
+        signature, box.open,
+    )  # fmt: skip
+    # A value of None is the OAuth 2 token, which the sender adds.
+    headers = {name: value for name, value, _secret in rows if value is not None}
+    return Request(
+        claim.url, body, headers, _grant(claim.auth, box.open), _client_tls(claim.tls, box.open)
     )
-    headers = {name: value for name, value, _secret in rows}
-    return Request(claim.url, body, headers)
 
 
-def shown_headers(delivery, custom_headers: Mapping | None, settings: Settings, hidden: str):
-    """[(name, value)] of the headers every attempt of `delivery` sends, secret values (custom
-    header values, credentials) replaced by `hidden`, per-attempt values described."""
+def shown_headers(delivery, webhook, settings: Settings, hidden: str):
+    """[(name, value)] of the headers every attempt of `delivery` sends to `webhook` (None:
+    deleted), secret values (custom header values, credentials) replaced by `hidden`,
+    per-attempt values described."""
     # Every webhook of a wallet has a secret; the global and operations webhooks have theirs
     # from the settings.
     signed = delivery.target == Target.WALLET or bool(_target_secrets(delivery.target, settings))
+    scheme = "v1a,… Ed25519" if webhook is not None and webhook.public_key else "v1,… HMAC-SHA256"
     rows = _headers(
-        delivery.target, custom_headers, settings, str(delivery.event_id),
+        delivery.target,
+        None if webhook is None else webhook.custom_headers,
+        None if webhook is None else webhook.auth,
+        settings,
+        str(delivery.event_id),
         "the attempt's start, in seconds since 1970 (UTC)",
-        "v1,… HMAC-SHA256 of id.timestamp.body (not shown)" if signed else None,
-    )  # fmt: skip
+        f"{scheme} signature of id.timestamp.body (not shown)" if signed else None,
+        reveal=None,
+    )
     return [(name, hidden if secret else value) for name, value, secret in rows]
 
 
 def _headers(
     target: str,
     custom_headers: Mapping | None,
+    auth: Mapping | None,
     settings: Settings,
     message_id: str,
     timestamp: str,
     signature: str | None,
-) -> Iterator[tuple[str, str, bool]]:
-    """(name, value, whether the value is a secret) of each header, in the order sent."""
+    reveal: Callable[[str], str] | None,
+) -> Iterator[tuple[str, str | None, bool]]:
+    """(name, value, whether the value is a secret) of each header, in the order sent.
+
+    `reveal` opens sealed values; None describes the headers without opening anything."""
     yield "Content-Type", "application/json", False
     yield "User-Agent", USER_AGENT, False
     if target == Target.WALLET:
         for name, value in (custom_headers or {}).items():
-            yield name, value, True
+            yield name, reveal(value) if reveal else value, True
+        if auth and auth["type"] == "basic":
+            password = reveal(auth["password"]) if reveal else ""
+            credentials = base64.b64encode(f"{auth['username']}:{password}".encode()).decode()
+            yield "Authorization", f"Basic {credentials}", True
+        elif auth and auth["type"] == "oauth2":
+            yield "Authorization", None if reveal else "Bearer <access token>", True
     if target == Target.GLOBAL and settings.global_webhook_api_key:
         yield "Authorization", f"Bearer {settings.global_webhook_api_key}", True
     yield "webhook-id", message_id, False
@@ -95,17 +145,41 @@ def _headers(
         yield "webhook-signature", signature, False
 
 
+def _grant(auth: Mapping | None, reveal: Callable[[str], str]) -> TokenGrant | None:
+    if not auth or auth["type"] != "oauth2":
+        return None
+    return TokenGrant(
+        token_url=auth["tokenUrl"],
+        client_id=auth["clientId"],
+        client_secret=reveal(auth["clientSecret"]),
+        scope=auth.get("scope"),
+        audience=auth.get("audience"),
+        client_authentication=auth.get("clientAuthentication", "client_secret_basic"),
+    )
+
+
+def _client_tls(tls: Mapping | None, reveal: Callable[[str], str]) -> ClientTLS | None:
+    if not tls:
+        return None
+    key = tls.get("clientKey")
+    return ClientTLS(
+        tls.get("clientCertificate"), reveal(key) if key else None, tls.get("caCertificate")
+    )
+
+
 def signing_secrets(claim, settings: Settings, now: datetime) -> tuple[str, ...]:
     """The secrets that sign an attempt: the target's own, or the webhook's current one and,
-    within its grace period after a rotation, the previous one."""
+    within its grace period after a rotation, the previous one (each a whsec_ HMAC secret or
+    a whsk_ Ed25519 key, stored sealed)."""
     if claim.target != Target.WALLET:
         return _target_secrets(claim.target, settings)
-    if claim.secret is None:
+    if not claim.secret:
         return ()
+    box = box_for(settings)
     expires = claim.previous_secret_expires_at
     if claim.previous_secret and expires is not None and as_utc(expires) > now:
-        return (claim.secret, claim.previous_secret)
-    return (claim.secret,)
+        return (box.open(claim.secret), box.open(claim.previous_secret))
+    return (box.open(claim.secret),)
 
 
 def _target_secrets(target: str, settings: Settings) -> tuple[str, ...]:

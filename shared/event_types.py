@@ -1,4 +1,6 @@
-"""The four event types of the Identus agent and what their `data` must carry."""
+"""The four event types of the Identus agent and what their `data` must carry, with what the
+catalogue (`GET /events/types`) says of each; and `WebhookTest`, which only the test route
+sends."""
 
 from __future__ import annotations
 
@@ -17,6 +19,18 @@ class EventType:
     state_field: str
     states: tuple[str, ...]
     notified_states: tuple[str, ...] | None = None  # None: every state is notified
+    description: str = ""
+    example_id: str = ""
+    # Raised when what `data` must carry changes, so receivers can tell.
+    schema_version: str = "1.0"
+
+    def example_data(self) -> dict:
+        """A `data` this type accepts (and notifies): its example id, first role and state."""
+        data = {self.id_field: self.example_id}
+        if self.roles:
+            data["role"] = self.roles[0]
+        data[self.state_field] = (self.notified_states or self.states)[0]
+        return data
 
 
 EVENT_TYPES = {
@@ -42,6 +56,9 @@ EVENT_TYPES = {
                 "ProblemReportSent",
                 "ProblemReportReceived",
             ),
+            description="A DIDComm connection changed "
+            "state (an invitation, a request, a response or a problem report).",
+            example_id="c10787cf-99bb-47f4-99bb-1fdcca32b673",
         ),
         EventType(
             "IssueCredentialRecordUpdated",
@@ -67,6 +84,9 @@ EVENT_TYPES = {
                 "InvitationGenerated",
                 "InvitationExpired",
             ),
+            description="A credential issuance record changed "
+            "protocol state (offer, request, credential or a problem report).",
+            example_id="3a3f4d2b-5f0c-4d5e-9a51-6b1f2c0e8d7a",
         ),
         EventType(
             "PresentationUpdated",
@@ -97,6 +117,9 @@ EVENT_TYPES = {
                 "InvitationGenerated",
                 "InvitationExpired",
             ),
+            description="A presentation record changed "
+            "status (proposal, request, presentation, verification or a problem report).",
+            example_id="8f1e2d3c-4b5a-4978-8e6f-1a2b3c4d5e6f",
         ),
         EventType(
             "DIDStatusUpdated",
@@ -106,9 +129,24 @@ EVENT_TYPES = {
             "status",
             ("CREATED", "PUBLICATION_PENDING", "PUBLISHED"),
             notified_states=("PUBLISHED",),
+            description="A DID changed publication status; only PUBLISHED is sent to webhooks.",
+            example_id="did:prism:4262377859267f308a86ec8fa6ba5bd4c1cd60fbaa2c1b1ff5e6e4f2c6b0e8a1",
         ),
     )
 }
+
+
+# Sent by POST /events/webhooks/{id}/test only: never published, fanned out or filtered.
+TEST_EVENT_TYPE = "WebhookTest"
+TEST_EVENT_DESCRIPTION = (
+    "A test event sent to one webhook by POST /events/webhooks/{id}/test (or the console's "
+    "Send test event button); never published by the agent."
+)
+TEST_EVENT_SCHEMA_VERSION = "1.0"
+
+
+def webhook_test_data(webhook_id) -> dict:
+    return {"webhookId": str(webhook_id), "message": "A test event from cloud-agent-webhooks."}
 
 
 def check_event(type_name: str, data: dict) -> EventType:

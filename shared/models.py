@@ -175,11 +175,20 @@ class Webhook(Base):
     wallet_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("wallets.id"), index=True)
     target: Mapped[str] = mapped_column(String(16), default=Target.WALLET)
     url: Mapped[str] = mapped_column(Text)
+    # Secrets are stored sealed (shared.secret_box): the values of custom_headers, `secret`
+    # and `previous_secret` (a whsec_ HMAC secret, or a whsk_ Ed25519 private key), the
+    # password or client secret inside `auth`, and the client key inside `tls`.
     custom_headers: Mapped[dict] = mapped_column(JSON, default=dict)
     event_types: Mapped[list | None] = mapped_column(JSON, nullable=True)
-    secret: Mapped[str] = mapped_column(String(128))
-    previous_secret: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The whpk_ key receivers verify v1a signatures with; NULL: signed with HMAC (v1).
+    public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # How the request authenticates: {"type": "basic", ...} or {"type": "oauth2", ...}.
+    auth: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Mutual TLS and the CA trusted for this receiver: {"clientCertificate", "clientKey", ...}.
+    tls: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default=WebhookStatus.ACTIVE)
     status_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,4 +1,5 @@
-"""All outbound HTTP: one connection pool per process, an explicit timeout, no redirects.
+"""All outbound HTTP: one connection pool per process, an explicit timeout, no redirects; the
+OAuth 2 tokens (`shared.oauth2`) and TLS contexts (`shared.client_tls`) receivers need.
 
 urllib3 is used directly (it is what requests is built on): its pool manager is thread-safe, so
 every worker thread shares warm connections, and its connection classes are where the network
@@ -23,9 +24,13 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+from urllib3.util import parse_url
 
 from shared import deadline
+from shared.attempt_rules import ClientTLS, Request, TokenGrant
+from shared.client_tls import TLSContexts
 from shared.netguard import AddressPolicy, BlockedDestination, pool_classes
+from shared.oauth2 import TokenCache, TokenUnavailable, fetch_token
 from shared.settings import Settings
 
 MAX_RESPONSE_BYTES = 4096  # receivers' answers are not needed; read a little, then hang up
@@ -53,26 +58,38 @@ class Sender:
             policy = AddressPolicy(settings.webhook_allowed_networks)
         self.pool.pool_classes_by_scheme = pool_classes(policy)
         self.watchdog = deadline.Watchdog()
+        self.tokens = TokenCache()
+        self.tls_contexts = TLSContexts()
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+    def send(self, request: Request) -> SendResult:
+        """One attempt of what the attempt's rules built: an OAuth 2 token first when the
+        webhook has a grant, the request with the webhook's TLS material when it has some."""
+        return self.post(request.url, request.body, request.headers, request.grant, request.tls)
+
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        grant: TokenGrant | None = None,
+        tls: ClientTLS | None = None,
+    ) -> SendResult:
         started = time.perf_counter()
         if self.https_only and urlsplit(url).scheme != "https":
             return SendResult(None, "refused: plain http is not allowed (WEBHOOK_HTTPS_ONLY)", 0.0)
+        if self.https_only and grant is not None and urlsplit(grant.token_url).scheme != "https":
+            error = "refused: plain http is not allowed for the token endpoint (WEBHOOK_HTTPS_ONLY)"
+            return SendResult(None, error, 0.0)
         limit = deadline.Deadline(self.timeout)
         deadline.set_current(limit)
         self.watchdog.watch(limit)
+        token = None
         try:
-            response = self.pool.urlopen(
-                "POST",
-                url,
-                body=body,
-                headers=headers,
-                timeout=urllib3.Timeout(total=self.timeout),
-                retries=False,
-                redirect=False,
-                preload_content=False,
-                assert_same_host=False,
-            )
+            # The token, like everything else of the attempt, is had within its deadline.
+            if grant is not None:
+                token = self.tokens.token(grant, self._fetch_token, limit)
+                headers = {**headers, "Authorization": f"Bearer {token}"}
+            response = self._open(url, body, headers, tls)
             try:
                 response.read(MAX_RESPONSE_BYTES)
                 more = response.read(1)
@@ -85,16 +102,47 @@ class Sender:
             response.release_conn()
             if limit.expired:
                 raise deadline.DeadlineExceeded("deadline passed")
+            if response.status == 401 and token is not None:
+                self.tokens.drop(grant, token)  # refused: the next attempt gets a new one
             return SendResult(response.status, None, _elapsed_ms(started), _retry_after(response))
         except Exception as exc:  # every failure is a failed attempt, described without the URL
-            if limit.expired or time.monotonic() >= limit.at:
-                error = f"timeout: no complete response within {self.timeout:g}s"
-            else:
-                error = describe_error(exc, self.timeout)
+            error = self._describe(exc, limit, waiting_for_token=grant is not None and not token)
             return SendResult(None, error, _elapsed_ms(started))
         finally:
             limit.finish()
             deadline.set_current(None)
+
+    def _fetch_token(self, grant: TokenGrant) -> tuple[str, float]:
+        return fetch_token(self.pool, grant, self.timeout)
+
+    def _open(self, url: str, body: bytes, headers: dict[str, str], tls: ClientTLS | None):
+        options = {
+            "body": body,
+            "headers": headers,
+            "timeout": urllib3.Timeout(total=self.timeout),
+            "retries": False,
+            "redirect": False,
+            "preload_content": False,
+            "assert_same_host": False,
+        }
+        if tls is None:
+            return self.pool.urlopen("POST", url, **options)
+        # A pool of its own per TLS context (the pool manager keys pools by it).
+        context = self.tls_contexts.context_for(tls)
+        pool = self.pool.connection_from_url(url, pool_kwargs={"ssl_context": context})
+        return pool.urlopen("POST", parse_url(url).request_uri, **options)
+
+    def _describe(self, exc: Exception, limit: deadline.Deadline, waiting_for_token: bool) -> str:
+        timed_out = limit.expired or time.monotonic() >= limit.at
+        if waiting_for_token:
+            if timed_out:
+                return f"timeout: no token from the token endpoint within {self.timeout:g}s"
+            if isinstance(exc, TokenUnavailable):
+                return str(exc)
+            return f"oauth2: token endpoint: {describe_error(exc, self.timeout)}"
+        if timed_out:
+            return f"timeout: no complete response within {self.timeout:g}s"
+        return describe_error(exc, self.timeout)
 
 
 def _retry_after(response) -> float | None:
@@ -136,7 +184,9 @@ def describe_error(exc: Exception, timeout: float) -> str:
     if isinstance(exc, ReadTimeoutError | TimeoutError):
         return f"timeout: no response within {timeout:g}s"
     if isinstance(exc, SSLError):
-        return "TLS error"
+        # The TLS stack's reason (e.g. CERTIFICATE_VERIFY_FAILED) is what a person needs.
+        reason = getattr(exc.__context__, "reason", None) or getattr(exc, "reason", None)
+        return f"TLS error: {reason}" if isinstance(reason, str) else "TLS error"
     if isinstance(exc, ProtocolError):
         return "connection closed or reset before a response"
     if isinstance(exc, HTTPError):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from shared.secret_box import check_key
+
 EMBEDDED_DATABASE_URL = "sqlite:///var/webhooks.db"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # A header value every HTTP stack sends unchanged: visible ASCII with inner spaces only.
@@ -76,6 +78,8 @@ class Settings:
     retention_days: int = 30
     idempotency_ttl: float = 24 * 3600.0
     log_level: str = "INFO"
+    # Fernet keys sealing webhook secrets at rest: the first seals, every one opens (rotation).
+    secret_encryption_keys: tuple[str, ...] = ()
 
     @property
     def max_attempts(self) -> int:
@@ -203,6 +207,23 @@ def _networks(env: Mapping[str, str], name: str) -> tuple:
         raise SettingsError(f"{name}: expected comma-separated CIDRs ({exc})") from None
 
 
+def _encryption_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    value = _text(env, "SECRET_ENCRYPTION_KEY")
+    if value is None:
+        return ()
+    keys = tuple(part.strip() for part in value.split(",") if part.strip())
+    for key in keys:
+        try:
+            check_key(key)
+        except ValueError as exc:
+            # The value is a secret: the message describes it without showing it.
+            raise SettingsError(
+                f"SECRET_ENCRYPTION_KEY: expected comma-separated Fernet keys ({exc}); "
+                "make one with `cloud-agent-webhooks generate-key`"
+            ) from None
+    return keys
+
+
 def _prefix(env: Mapping[str, str]) -> str:
     value = env.get("API_PREFIX", "/cloud-agent").strip()
     if value in ("", "/"):
@@ -262,6 +283,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retention_days=_number(env, "RETENTION_DAYS", 30, int, 0),
         idempotency_ttl=_number(env, "IDEMPOTENCY_TTL", 86400.0, float, 1, 30 * 86400),
         log_level=(_text(env, "LOG_LEVEL") or "INFO").upper(),
+        secret_encryption_keys=_encryption_keys(env),
     )
 
 
@@ -271,10 +293,20 @@ def get_settings() -> Settings:
     return load_settings()
 
 
+def require_running_settings(settings: Settings) -> Settings:
+    """What a process of the service needs beyond valid values: the key that seals secrets."""
+    if not settings.secret_encryption_keys:
+        raise SettingsError(
+            "SECRET_ENCRYPTION_KEY: required (it seals webhook secrets in the database); make "
+            "one with `cloud-agent-webhooks generate-key`"
+        )
+    return settings
+
+
 def settings_or_exit() -> Settings:
     """`get_settings()`, or one line on stderr naming the bad variable and exit status 2."""
     try:
-        return get_settings()
+        return require_running_settings(get_settings())
     except SettingsError as exc:
         print(f"cloud-agent-webhooks: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

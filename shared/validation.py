@@ -40,7 +40,23 @@ def check_webhook_url(url: str) -> str:
         raise InvalidInput("url: contains a control character")
     if any(ch.isspace() for ch in url) or not is_http_url(url):
         raise InvalidInput(f"url: not an absolute http(s) URL with a host: {url!r}")
+    host = urlsplit(url).hostname or ""
+    if not (_HOST_NAME.match(host) or _is_ip_literal(host)):
+        raise InvalidInput(f"url: the host is no host name or IP address: {host!r}")
     return url
+
+
+# Letters, digits and hyphens in dot-separated labels (what DNS resolves, and what the OpenAPI
+# document's URL pattern states), besides IP address literals.
+_HOST_NAME = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?$")
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _has_control_or_surrogate(text: str) -> bool:

@@ -19,7 +19,13 @@ from sqlalchemy.exc import OperationalError
 
 from shared.db import Database
 from shared.settings import load_settings
-from tests.helpers import ADMIN_TOKEN, DEFAULT_WALLET_KEY, Tenant, onboard_tenant
+from tests.helpers import (
+    ADMIN_TOKEN,
+    DEFAULT_WALLET_KEY,
+    TEST_ENCRYPTION_KEY,
+    Tenant,
+    onboard_tenant,
+)
 from tests.processes import start_beat, start_worker
 from tests.receiver import Receiver
 from tools.embedded_redis import EmbeddedRedis
@@ -65,6 +71,7 @@ def base_env(tmp_path_factory):
         # Most tests are about one delivery's attempts, some against receivers that keep
         # failing; the circuit that would hold their later deliveries has tests of its own.
         "WEBHOOK_CIRCUIT_FAILURES": "1000",
+        "SECRET_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
     }
     # The API in this process sends tasks through worker.celery_app, which reads the
     # environment when first imported: point it at the test broker.

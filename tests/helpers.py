@@ -8,6 +8,9 @@ import uuid
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 DEFAULT_WALLET_KEY = "default-wallet-test-key-0123"
+# A fixed SECRET_ENCRYPTION_KEY (a Fernet key), so every process of a test run opens the same
+# sealed values.
+TEST_ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0wMTIzNDU2Nzg5YWI="
 INSTANCE = re.compile(r"^error:instance:[0-9a-f-]{36}$")
 
 

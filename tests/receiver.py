@@ -1,7 +1,10 @@
-"""A real HTTP receiver for tests: records every request and answers as each path is told."""
+"""A real HTTP receiver for tests: records every request and answers as each path is told.
+Given a server TLS context it is an HTTPS receiver (one that may demand a client certificate)."""
 
 from __future__ import annotations
 
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,10 +32,12 @@ class Behaviour:
     decide: Callable[[dict, bytes], int] | None = None
     running: int = 0  # requests being answered now
     most_running: int = 0  # the most ever answered at once
+    # Judges each request by its headers: a status to answer instead, or None to go on.
+    check: Callable[[dict[str, str]], int | None] | None = None
 
 
 class Receiver:
-    def __init__(self, port: int = 0):
+    def __init__(self, port: int = 0, tls: ssl.SSLContext | None = None):
         self.requests: list[Received] = []
         self.behaviours: dict[str, Behaviour] = {}
         self._lock = threading.Lock()
@@ -81,8 +86,26 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                # A client that failed the TLS handshake (no or a wrong client certificate):
+                # counted, not printed.
+                if isinstance(sys.exc_info()[1], ssl.SSLError):
+                    receiver.refused_handshakes += 1
+                else:
+                    super().handle_error(request, client_address)
+
+        self.refused_handshakes = 0
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            # The handshake happens on the handler's thread, at its first read: a client that
+            # fails it never reaches do_POST, and never reaches `requests`.
+            self.server.socket = tls.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -91,7 +114,7 @@ class Receiver:
         return self.server.server_address[1]
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def behave(self, path: str, **kwargs) -> None:
         self.behaviours[path] = Behaviour(**kwargs)
@@ -104,6 +127,8 @@ class Receiver:
                 status = behaviour.decide(headers, body)
             else:
                 status = behaviour.statuses.pop(0) if behaviour.statuses else behaviour.then
+            if behaviour.check is not None:
+                status = behaviour.check(headers) or status
             behaviour.running += 1
             behaviour.most_running = max(behaviour.most_running, behaviour.running)
             self._arrived.notify_all()

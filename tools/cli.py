@@ -1,7 +1,8 @@
 """`cloud-agent-webhooks`: the operator's commands.
 
-cloud-agent-webhooks migrate   schema + default wallet (the Procfile's release step)
-cloud-agent-webhooks run       web + worker + beat in the foreground (what `make run` does)
+cloud-agent-webhooks migrate        schema + default wallet (the Procfile's release step)
+cloud-agent-webhooks run            web + worker + beat in the foreground (what `make run` does)
+cloud-agent-webhooks generate-key   a new SECRET_ENCRYPTION_KEY
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from shared.settings import settings_or_exit
 
 # Run as a PaaS runs the Procfile; `release` is done once, before the others start.
 LONG_RUNNING = ("web", "worker", "beat")
+# The embedded default's SECRET_ENCRYPTION_KEY, beside the database but not in it: a copy of
+# the database alone opens none of its secrets.
+EMBEDDED_KEY_FILE = Path("var/secret-encryption-key")
 
 
 def migrate() -> int:
@@ -40,6 +44,8 @@ def run() -> int:
     if not env.get("REDIS_URL"):
         redis = EmbeddedRedis(Path("var/redis"))
         env["REDIS_URL"] = redis.url
+    if not env.get("DATABASE_URL") and not env.get("SECRET_ENCRYPTION_KEY"):
+        env["SECRET_ENCRYPTION_KEY"] = embedded_encryption_key(EMBEDDED_KEY_FILE)
     os.environ.update(env)
     try:
         settings = settings_or_exit()
@@ -62,6 +68,33 @@ def run() -> int:
             redis.stop()
 
 
+def embedded_encryption_key(path: Path) -> str:
+    """The key kept in `path`, or a new one stored there (readable by this user only) and
+    printed once, as the default wallet's key is."""
+    if path.exists():
+        return path.read_text().strip()
+    from shared.secret_box import generate_key
+
+    key = generate_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key + "\n")
+    print(
+        f"Secret encryption key generated and kept in {path} (shown once; keep a copy, the "
+        f"stored webhook secrets cannot be read without it): {key}",
+        flush=True,
+    )
+    return key
+
+
+def generate_key() -> int:
+    from shared.secret_box import generate_key as new_key
+
+    print(new_key())
+    return 0
+
+
 def without_credentials(url: str) -> str:
     """The URL with any password replaced by ***, fit to print."""
     parts = urlsplit(url)
@@ -80,9 +113,10 @@ def procfile_commands(path: Path) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cloud-agent-webhooks")
-    parser.add_argument("command", choices=["migrate", "run"])
+    commands = {"migrate": migrate, "run": run, "generate-key": generate_key}
+    parser.add_argument("command", choices=list(commands))
     args = parser.parse_args(argv)
-    return {"migrate": migrate, "run": run}[args.command]()
+    return commands[args.command]()
 
 
 if __name__ == "__main__":

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.orm import Session
 
 from shared.db import Database
+from shared.secret_box import SecretBoxError, box_for
 from shared.services.bootstrap import (
     api_key_salt,
     ensure_default_wallet,
     ensure_system_values,
     ensure_system_webhook_rows,
 )
+from shared.services.secrets_at_rest import seal_stored_secrets
 from shared.settings import Settings
 from shared.store.dialect import migration_transaction
 
@@ -26,8 +30,21 @@ def alembic_config() -> Config:
     return config
 
 
+def _seal_secrets(session: Session, settings: Settings) -> None:
+    """Every stored secret sealed with the first SECRET_ENCRYPTION_KEY; a key that cannot
+    open them stops the start with one line."""
+    try:
+        seal_stored_secrets(session, box_for(settings))
+        session.flush()
+    except SecretBoxError as exc:
+        print(f"cloud-agent-webhooks: configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
 def prepare_database(settings: Settings) -> None:
-    """Run the migrations, then create the salt and the default wallet if they are missing.
+    """Run the migrations and seal what is stored in clear (or under an older key), in one
+    transaction that one process at a time runs; then create the salt and the default wallet
+    if they are missing.
 
     Idempotent and safe to run from several processes at once.
     """
@@ -37,6 +54,8 @@ def prepare_database(settings: Settings) -> None:
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            with Session(bind=connection) as session:
+                _seal_secrets(session, settings)
         with db.transaction() as session:
             ensure_system_webhook_rows(session)
             ensure_system_values(session)

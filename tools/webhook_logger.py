@@ -2,8 +2,8 @@
 
 It prints every request it gets (headers masked, JSON bodies pretty-printed) and answers as told:
 200 by default, a fixed status, failures for the first N requests (to watch the retries), and
-401 when a Standard Webhooks signature does not verify against the secret it was given.
-Standard library only, so it runs anywhere the package is installed.
+401 when a Standard Webhooks signature does not verify against the secret (`v1`) or public
+key (`v1a`) it was given.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from shared.signing import SECRET_PREFIX, signature_header
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from shared.signing import PUBLIC_KEY_PREFIX, SECRET_PREFIX, signature_header
 
 DEFAULT_PORT = 9095  # the port of the Identus docs' example receiver
 TOLERANCE = 5 * 60  # seconds; Standard Webhooks rejects timestamps further away than this
@@ -56,8 +59,9 @@ def describe_body(body: bytes) -> str:
         return f"{text[:TEXT_PREVIEW]}… ({len(text) - TEXT_PREVIEW} more characters)"
 
 
-def signature_problem(secret: str, headers, body: bytes, now: float) -> str | None:
-    """None when the request carries a valid Standard Webhooks signature, else why not."""
+def signature_problem(secret: str | None, headers, body: bytes, now: float, public_key=None):
+    """None when the request carries a valid Standard Webhooks signature (v1 with `secret`, or
+    v1a with `public_key`, an Ed25519PublicKey), else why not."""
     msg_id = headers.get("webhook-id")
     stamp = headers.get("webhook-timestamp")
     received = headers.get("webhook-signature")
@@ -70,11 +74,43 @@ def signature_problem(secret: str, headers, body: bytes, now: float) -> str | No
     if abs(age := now - timestamp) > TOLERANCE:  # an old signature could be a replay
         when = f"{age:.0f} s old" if age > 0 else f"{-age:.0f} s in the future"
         return f"webhook-timestamp is {when}, more than {TOLERANCE} s away"
-    expected = signature_header([secret], msg_id, timestamp, body).encode()
     # Several signatures are sent while a secret is being rotated: any one may match.
-    if any(hmac.compare_digest(expected, candidate.encode()) for candidate in received.split()):
-        return None
-    return "no v1 signature matches this secret and body"
+    candidates = received.split()
+    if secret:
+        expected = signature_header([secret], msg_id, timestamp, body).encode()
+        if any(hmac.compare_digest(expected, candidate.encode()) for candidate in candidates):
+            return None
+    if public_key is not None:
+        signed = f"{msg_id}.{timestamp}.".encode() + body
+        if any(_verifies(public_key, candidate, signed) for candidate in candidates):
+            return None
+    if secret and public_key is not None:
+        return "no signature matches this secret or public key and body"
+    return (
+        "no v1 signature matches this secret and body"
+        if secret
+        else ("no v1a signature matches this public key and body")
+    )
+
+
+def _verifies(public_key: Ed25519PublicKey, candidate: str, signed: bytes) -> bool:
+    version, _, encoded = candidate.partition(",")
+    if version != "v1a":
+        return False
+    try:
+        public_key.verify(base64.b64decode(encoded, validate=True), signed)
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
+
+
+def parse_public_key(value: str) -> Ed25519PublicKey:
+    """A whpk_ key (base64 of the 32 raw bytes); ValueError when it is not one."""
+    try:
+        raw = base64.b64decode(value.removeprefix(PUBLIC_KEY_PREFIX), validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError):
+        raise ValueError("not a whpk_ Ed25519 public key") from None
 
 
 class LoggerServer(ThreadingHTTPServer):
@@ -108,8 +144,8 @@ class LoggerServer(ThreadingHTTPServer):
         options = self.options
         if method in ("GET", "HEAD"):  # a browser checking the logger is up: never refused
             return 200, ""
-        if options.secret:
-            problem = signature_problem(options.secret, headers, body, now)
+        if options.secret or options.public_key:
+            problem = signature_problem(options.secret, headers, body, now, options.verify_key)
             if problem is not None:
                 lines.append(self.paint(f"signature: INVALID ({problem})", "bad"))
                 return 401, "invalid signature"
@@ -170,8 +206,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="webhook-logger",
         description="Print every request a webhook sends, and answer as told.",
         epilog="GET and HEAD always answer 200, so a browser can check the logger is up. "
-        "Other methods: 401 when --secret is given and the signature is invalid, else 500 "
-        "for the first --fail-first requests, else --status.",
+        "Other methods: 401 when --secret or --public-key is given and no signature verifies, "
+        "else 500 for the first --fail-first requests, else --status.",
     )
     parser.add_argument("port", nargs="?", type=int, default=DEFAULT_PORT, help="default 9095")
     parser.add_argument("--host", default="0.0.0.0", help="default: all interfaces")
@@ -188,6 +224,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="whsec_…",
         help="verify Standard Webhooks signatures with this secret; answer 401 when invalid",
     )
+    parser.add_argument(
+        "--public-key",
+        metavar="whpk_…",
+        help="verify v1a (Ed25519) signatures with this public key; answer 401 when invalid",
+    )
     parser.add_argument("--no-color", action="store_true", help="plain output even on a TTY")
     options = parser.parse_args(argv)
     if not 200 <= options.status <= 599:
@@ -203,6 +244,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if not key:
             parser.error("--secret must be whsec_ followed by base64")
         options.secret = SECRET_PREFIX + base64.b64encode(key).decode()
+    options.verify_key = None
+    if options.public_key:
+        try:
+            options.verify_key = parse_public_key(options.public_key)
+        except ValueError:
+            parser.error("--public-key must be whpk_ followed by the base64 of 32 bytes")
     return options
 
 

@@ -31,8 +31,19 @@ def pretty_json(body: str | None) -> str:
 def headers_sent(delivery: Delivery, webhook: Webhook | None, settings: Settings) -> list:
     """The request headers of each attempt, as the attempt's rules make them, with the values
     of custom headers, credentials and signatures hidden."""
-    custom_headers = None if webhook is None else webhook.custom_headers
-    return shown_headers(delivery, custom_headers, settings, MASK)
+    return shown_headers(delivery, webhook, settings, MASK)
+
+
+def new_secret(webhook: Webhook) -> dict:
+    """What the page after a registration or rotation shows once: the new v1 secret, or the
+    v1a public key (the private key is never shown)."""
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "secret": webhook.new_secret,
+        "public_key": webhook.public_key,
+        "previous_expires": webhook.previous_secret_expires_at,
+    }
 
 
 def parse_uuid(value: str | None) -> uuid.UUID | None:

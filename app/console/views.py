@@ -13,9 +13,9 @@ from app.console import present, session
 from app.state import state
 from shared import __version__
 from shared.errors import ServiceError
-from shared.event_types import EVENT_TYPES
+from shared.event_types import EVENT_TYPES, TEST_EVENT_TYPE
 from shared.models import FINISHED, Webhook
-from shared.services import delivery_log, overview, webhooks
+from shared.services import delivery_log, overview, webhook_tests, webhooks
 from shared.store.rows import Outgoing
 from shared.timeutil import utcnow
 
@@ -161,6 +161,7 @@ def webhook_list():
         "console/webhooks.html",
         webhooks=rows,
         event_types=EVENT_TYPES,
+        test_type=TEST_EVENT_TYPE,
         notice=g.console.pop_notice(),
         limit=state().settings.max_webhooks_per_wallet,
     )
@@ -171,18 +172,16 @@ def webhook_list():
 def webhook_create():
     app_state = state()
     form = request.form
+    wanted = webhooks.WebhookRequest(
+        url=form.get("url", "").strip(),
+        custom_headers=present.parse_custom_headers(form.get("customHeaders", "")),
+        event_types=form.getlist("eventTypes") or None,
+        signature_scheme=form.get("signatureScheme") or "v1",
+    )
     try:
         with app_state.db.transaction() as db:
-            webhook = webhooks.create_webhook(
-                db,
-                g.viewer.wallet_id,
-                form.get("url", "").strip(),
-                present.parse_custom_headers(form.get("customHeaders", "")),
-                form.getlist("eventTypes") or None,
-                app_state.settings.max_webhooks_per_wallet,
-                settings=app_state.settings,
-            )
-            shown = {"id": webhook.id, "url": webhook.url, "secret": webhook.secret}
+            webhook = webhooks.create_webhook(db, app_state.settings, g.viewer.wallet_id, wanted)
+            shown = present.new_secret(webhook)
     except ServiceError as exc:
         return acted(
             "error", f"The webhook was not registered: {exc.detail}", "console.webhook_list"
@@ -195,16 +194,27 @@ def webhook_create():
 def webhook_rotate(webhook_id):
     app_state = state()
     with app_state.db.transaction() as db:
-        webhook = webhooks.rotate_secret(
-            db, g.viewer.wallet_id, webhook_id, app_state.settings.secret_rotation_grace
-        )
-        shown = {
-            "id": webhook.id,
-            "url": webhook.url,
-            "secret": webhook.secret,
-            "previous_expires": webhook.previous_secret_expires_at,
-        }
+        webhook = webhooks.rotate_secret(db, app_state.settings, g.viewer.wallet_id, webhook_id)
+        shown = present.new_secret(webhook)
     return render_template("console/secret.html", done="rotated", webhook=shown)
+
+
+@bp.post("/webhooks/<uuid:webhook_id>/test")
+@signed_in(admin=False)
+def webhook_test(webhook_id):
+    app_state = state()
+    try:
+        with app_state.db.transaction() as db:
+            delivery = webhook_tests.send_test_event(
+                db, g.viewer.wallet_id, webhook_id, request.form.get("type") or None
+            )
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise
+        return acted("error", f"No test event was sent: {exc.detail}", "console.webhook_list")
+    app_state.send([Outgoing.of(delivery)])
+    g.console.notice("success", "A test event is on its way to this webhook alone.")
+    return redirect(url_for("console.delivery_page", delivery_id=delivery.id), 303)
 
 
 @bp.post("/webhooks/<uuid:webhook_id>/enable")

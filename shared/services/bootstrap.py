@@ -19,6 +19,7 @@ from shared.models import (
     Wallet,
     Webhook,
 )
+from shared.secret_box import box_for
 from shared.services.tenancy import hash_api_key
 from shared.settings import Settings
 from shared.signing import generate_secret
@@ -76,6 +77,7 @@ def ensure_default_wallet(session: Session, settings: Settings, salt: str) -> st
                 )
             )
             if settings.default_wallet_webhook_url:
+                box = box_for(settings)
                 headers = {}
                 if settings.default_wallet_webhook_api_key:
                     headers = {"Authorization": f"Bearer {settings.default_wallet_webhook_api_key}"}
@@ -83,8 +85,8 @@ def ensure_default_wallet(session: Session, settings: Settings, salt: str) -> st
                     Webhook(
                         wallet_id=DEFAULT_WALLET_ID,
                         url=settings.default_wallet_webhook_url,
-                        custom_headers=headers,
-                        secret=generate_secret(),
+                        custom_headers=box.seal_values(headers),
+                        secret=box.seal(generate_secret()),
                         created_at=now,
                     )
                 )

@@ -224,7 +224,7 @@ class Deliverer:
         # process took to claim and record on a busy machine.
         if lease is not None:
             self.limiter.sending(lease)
-        result = self.sender.post(request.url, request.body, request.headers)
+        result = self.sender.send(request)
         took = result.duration_ms / 1000
         if lease is not None:
             self.limiter.answered(lease, took)

@@ -44,6 +44,8 @@ _RETURNING = (
     of_webhook(Webhook.previous_secret).label("previous_secret"),
     of_webhook(Webhook.previous_secret_expires_at).label("previous_secret_expires_at"),
     Delivery.record_key,
+    of_webhook(Webhook.auth).label("auth"),
+    of_webhook(Webhook.tls).label("tls"),
 )
 _CLAIMED = {
     "status": DeliveryStatus.IN_FLIGHT,

@@ -1,21 +1,46 @@
 """A delivery's life outside the hot path: whether its task was sent, rounds of redelivery,
-cancellation with its webhook, and what the sweep finds stuck or lost."""
+cancellation with its webhook or a move to its new URL, and what the sweep finds stuck or
+lost."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from shared.models import FINISHED, UNFINISHED, Delivery, DeliveryStatus
+from shared.models import FINISHED, UNFINISHED, Delivery, DeliveryStatus, Target, Webhook
 from shared.store.conditions import TO_SEND
 from shared.store.rows import Outgoing
 
 
+def redirect_unfinished(conn: Connection, webhook_id: uuid.UUID, url: str, now: datetime) -> None:
+    """The webhook's URL changed: what it still owes goes to the new one."""
+    conn.execute(
+        update(Delivery)
+        .where(Delivery.webhook_id == webhook_id, Delivery.status.in_(UNFINISHED))
+        .values(url=url, updated_at=now)
+    )
+
+
+# A new round goes to the webhook's URL of now (it may have changed since the last round); the
+# global webhook's rows hold no URL: their deliveries keep theirs.
+_CURRENT_URL = case(
+    (
+        Delivery.target == Target.WALLET,
+        func.coalesce(
+            select(Webhook.url).where(Webhook.id == Delivery.webhook_id).scalar_subquery(),
+            Delivery.url,
+        ),
+    ),
+    else_=Delivery.url,
+)
+
+
 def _new_round(now: datetime) -> dict:
-    """A finished delivery's next round: pending its first attempt again, sent now."""
+    """A finished delivery's next round: pending its first attempt again, sent now, to its
+    webhook's URL of now."""
     return {
         Delivery.status: DeliveryStatus.PENDING,
         Delivery.round: Delivery.round + 1,
@@ -24,6 +49,7 @@ def _new_round(now: datetime) -> dict:
         Delivery.next_attempt_at: now,
         Delivery.enqueued_at: now,
         Delivery.updated_at: now,
+        Delivery.url: _CURRENT_URL,
     }
 
 

@@ -55,11 +55,13 @@ class Claim:
     target: Target
     url: str
     body: str
-    custom_headers: dict | None
-    secret: str | None
+    custom_headers: dict | None  # values sealed (shared.secret_box)
+    secret: str | None  # sealed: a whsec_ HMAC secret or a whsk_ Ed25519 key
     previous_secret: str | None
     previous_secret_expires_at: datetime | None
     record_key: str | None  # set when its webhook keeps each record's order
+    auth: dict | None = None  # basic or oauth2, its secret sealed (shared.receiver_auth)
+    tls: dict | None = None  # client certificate, sealed key, CA (shared.tls_material)
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,33 @@ def test_the_operator_sees_wallets_and_the_last_hour(client, tenant):
     overview = client.get(f"{CONSOLE}/overview").get_data(as_text=True)
     assert "<svg" in overview and "Events published per minute" in overview
     assert client.get(f"{CONSOLE}/webhooks").status_code == 404  # a tenant's page
+
+
+def test_the_test_button_sends_one_event_and_opens_its_delivery(client, tenant):
+    created = tenant.add_webhook("http://example.com/tested")
+    tenant.add_webhook("http://example.com/sibling")
+    sign_in(client, "tenant", tenant.api_key)
+    page = client.get(f"{CONSOLE}/webhooks")
+    assert "Send test event" in page.get_data(as_text=True)
+    sent = client.post(
+        f"{CONSOLE}/webhooks/{created['id']}/test",
+        data={"csrf": csrf_of(page), "type": "DIDStatusUpdated"},
+    )
+    assert sent.status_code == 303
+    assert "/console/deliveries/" in sent.headers["Location"]
+    delivery = client.get(sent.headers["Location"]).get_data(as_text=True)
+    assert "DIDStatusUpdated" in delivery and "http://example.com/tested" in delivery
+    listed = client.get("/cloud-agent/events/deliveries", headers=tenant.headers).json
+    assert [d["webhookId"] for d in listed["contents"]] == [created["id"]]
+
+
+def test_a_v1a_webhook_shows_its_public_key_and_never_a_private_one(client, tenant):
+    sign_in(client, "tenant", tenant.api_key)
+    token = csrf_of(client.get(f"{CONSOLE}/webhooks"))
+    created = client.post(
+        f"{CONSOLE}/webhooks",
+        data={"url": "http://example.com/ed", "csrf": token, "signatureScheme": "v1a"},
+    ).get_data(as_text=True)
+    assert "whpk_" in created and "whsec_" not in created and "whsk_" not in created
+    listed = client.get(f"{CONSOLE}/webhooks").get_data(as_text=True)
+    assert "v1a (Ed25519)" in listed and "whpk_" in listed

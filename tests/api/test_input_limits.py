@@ -75,7 +75,8 @@ def test_headers_at_their_limits_are_accepted(client, tenant):
     headers = {"X" * 256: "v" * 1024, "Authorization": "Bearer a b~!", "X-Empty": ""}
     created = register(client, tenant, url="http://localhost:9095", customHeaders=headers)
     assert created.status_code == 200, created.json
-    assert created.json["customHeaders"] == headers
+    # Accepted; answers name the headers and hide every value.
+    assert created.json["customHeaders"] == dict.fromkeys(headers, "••••••")
 
 
 def nested(depth: int) -> str:

@@ -43,6 +43,12 @@ enabled = true
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 """
+# Moving an entity to a wallet that does not exist answers 404 WalletNotFound, as documented;
+# when the stateful phase has just created the entity, it reads that 404 as the entity missing.
+MISREAD = ("ensure_resource_availability", "/cloud-agent/iam/entities/{entity_id}/walletId")
+
+
+WEBHOOK_BODIES = re.compile(r"/events/webhooks(/\{webhook_id\})?$")
 
 
 @schemathesis.hook("filter_body")
@@ -53,7 +59,7 @@ def header_names_as_documented(context, body) -> bool:
     that two names differing only in letter case are one header.
     """
     headers = body.get("customHeaders") if isinstance(body, dict) else None
-    if not isinstance(headers, dict) or not context.operation.path.endswith("/events/webhooks"):
+    if not isinstance(headers, dict) or not WEBHOOK_BODIES.search(context.operation.path):
         return True
     names = [name.lower() for name in headers]
     return len(set(names)) == len(names) and all(
@@ -63,6 +69,15 @@ def header_names_as_documented(context, body) -> bool:
         and not name.startswith("webhook-")
         for name in names
     )
+
+
+def without_generated_tls(schema) -> None:
+    """What makes a webhook's `tls` valid (PEM that parses, a key that belongs to its
+    certificate) is beyond any schema: generated text is refused with a 400 the document
+    cannot announce. The run leaves the field out of what it generates;
+    tests/api/test_receiver_settings.py checks it with real certificates."""
+    for component in ("WebhookCreate", "WebhookChange"):
+        del schema.raw_schema["components"]["schemas"][component]["properties"]["tls"]
 
 
 @pytest.fixture
@@ -81,6 +96,7 @@ def run(url: str, headers: dict[str, str], admin: bool) -> tuple[Counter, Counte
     header_lines = "\n".join(f'{name} = "{value}"' for name, value in headers.items())
     config = SchemathesisConfig.from_str(CONFIG + "[headers]\n" + header_lines + "\n")
     schema = schemathesis.openapi.from_url(url, config=config)
+    without_generated_tls(schema)
     schema = (
         schema.include(path_regex=ADMIN_ROUTES)
         if admin
@@ -95,6 +111,8 @@ def run(url: str, headers: dict[str, str], admin: bool) -> tuple[Counter, Counte
                 for check in checks:
                     if check.failure_info is not None:
                         node = event.recorder.cases.get(case_id)
+                        if node and (check.name, node.value.path) == MISREAD:
+                            continue
                         request = (
                             f"{node.value.method} {node.value.path} {node.value.body!r:.3000}"
                             if node

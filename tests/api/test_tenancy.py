@@ -3,9 +3,11 @@
 import uuid
 
 import pytest
+from sqlalchemy import select
 
 from app import create_app
-from shared.models import DEFAULT_WALLET_ID
+from shared.models import DEFAULT_WALLET_ID, Webhook
+from shared.secret_box import box_for
 from shared.settings import load_settings
 from tests.helpers import (
     ADMIN_TOKEN,
@@ -178,8 +180,13 @@ def test_default_wallet_is_created_once_with_its_webhook(base_env, database):
     assert listed.status_code == 200
     hooks = listed.json["contents"]
     assert [(h["url"], h["customHeaders"]) for h in hooks] == [
-        ("http://first.example/hook", {"Authorization": "Bearer first-bearer"})
+        ("http://first.example/hook", {"Authorization": "••••••"})
     ]
+    # The value answers hide is the first start's, sealed (the operator's key opens it).
+    with database.session() as session:
+        stored = session.scalar(select(Webhook.custom_headers).where(Webhook.url.like("%first%")))
+    assert stored["Authorization"].startswith("sealed:")
+    assert box_for(load_settings(later)).open(stored["Authorization"]) == "Bearer first-bearer"
     refused = client.get(
         "/cloud-agent/events/webhooks", headers={"apikey": "another-default-key-0123"}
     )

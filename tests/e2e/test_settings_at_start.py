@@ -7,26 +7,37 @@ import pytest
 from tests.processes import BIN, process_env
 from tools.processes import ROOT
 
+COMMANDS = [
+    ["cloud-agent-webhooks", "migrate"],
+    ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
+    ["celery", "-A", "worker.celery_app", "worker", "--pool=solo"],
+]
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["cloud-agent-webhooks", "migrate"],
-        ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
-        ["celery", "-A", "worker.celery_app", "worker", "--pool=solo"],
-    ],
-)
-def test_processes_refuse_to_start_with_one_line(command):
-    env = process_env({"GLOBAL_WEBHOOK_URL": "ftp://example.com"})
-    done = subprocess.run(
+
+def _start(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [str(BIN / command[0]), *command[1:]],
         cwd=ROOT,
-        env=env,
+        env=process_env(env),
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_processes_refuse_to_start_with_one_line(command):
+    done = _start(command, {"GLOBAL_WEBHOOK_URL": "ftp://example.com"})
     assert done.returncode != 0
     lines = [line for line in done.stderr.splitlines() if "GLOBAL_WEBHOOK_URL" in line]
     assert len(lines) == 1
     assert "must be an absolute http(s) URL" in lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_processes_refuse_to_start_without_the_encryption_key(command):
+    done = _start(command, {"SECRET_ENCRYPTION_KEY": ""})
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if "SECRET_ENCRYPTION_KEY" in line]
+    assert len(lines) == 1
+    assert "required" in lines[0]

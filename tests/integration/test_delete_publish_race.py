@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from shared.models import Delivery
 from shared.publishing import publish
-from shared.services.webhooks import create_webhook, delete_webhook
+from shared.services.webhooks import WebhookRequest, create_webhook, delete_webhook
 from shared.store.stores import delivery_store
 from tests.helpers import connection_event
 
@@ -47,10 +47,12 @@ def test_a_publish_racing_a_delete_is_stored_and_never_sent_to_the_deleted_webho
     store = delivery_store(database, settings)
     with database.transaction() as session:
         # The wallet's other webhook must get every event, whatever happens to the first.
-        create_webhook(session, DEFAULT_WALLET, "http://keeper.test/hook", {}, None, 100)
+        create_webhook(session, settings, DEFAULT_WALLET, WebhookRequest("http://keeper.test/hook"))
     for _ in range(ROUNDS):
         with database.transaction() as session:
-            doomed = create_webhook(session, DEFAULT_WALLET, "http://doomed.test/h", {}, None, 100)
+            doomed = create_webhook(
+                session, settings, DEFAULT_WALLET, WebhookRequest("http://doomed.test/h")
+            )
         assert _race(database, settings, doomed.id) == []
     with database.session() as session:
         rows = session.execute(select(Delivery.id, Delivery.url, Delivery.webhook_id)).all()

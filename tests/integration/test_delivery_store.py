@@ -17,7 +17,7 @@ from shared.models import Attempt, Delivery, Webhook
 from shared.publishing import publish
 from shared.sender import SendResult
 from shared.services.delivery import record_attempt
-from shared.services.webhooks import create_webhook, delete_webhook
+from shared.services.webhooks import WebhookRequest, create_webhook, delete_webhook
 from shared.settings import load_settings
 from shared.store import claims
 from shared.store.rows import FinishedAttempt
@@ -65,7 +65,9 @@ ERROR = SendResult(500, None, 2.5)
 
 def _deliveries(db, settings, count: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
     with db.transaction() as session:
-        webhook = create_webhook(session, DEFAULT_WALLET, "http://receiver.test/hook", {}, None, 10)
+        webhook = create_webhook(
+            session, settings, DEFAULT_WALLET, WebhookRequest("http://receiver.test/hook")
+        )
     ids = []
     for _ in range(count):
         published = publish(db, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event())

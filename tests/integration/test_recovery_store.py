@@ -10,7 +10,7 @@ from sqlalchemy import update
 from shared.models import Delivery, DeliveryStatus
 from shared.publishing import publish
 from shared.services.sweep import Broker, sweep
-from shared.services.webhooks import create_webhook
+from shared.services.webhooks import WebhookRequest, create_webhook
 from shared.settings import load_settings
 from shared.store import waiting
 from shared.store.deliveries import NO_ATTEMPT_LEFT
@@ -21,12 +21,10 @@ from tests.helpers import connection_event
 DEFAULT_WALLET = uuid.UUID(int=0)
 
 
-def _webhook(database, **options) -> uuid.UUID:
+def _webhook(database, settings, **options) -> uuid.UUID:
     with database.transaction() as session:
-        hook = create_webhook(
-            session, DEFAULT_WALLET, "http://receiver.test/hook", {}, None, 10, **options
-        )
-        return hook.id
+        request = WebhookRequest("http://receiver.test/hook", **options)
+        return create_webhook(session, settings, DEFAULT_WALLET, request).id
 
 
 def _publish(database, settings, data) -> uuid.UUID:
@@ -46,7 +44,7 @@ def _row(database, delivery_id) -> Delivery:
 
 
 def test_a_records_order_follows_the_sequence_not_the_clock(database, settings):
-    _webhook(database, ordering="record")
+    _webhook(database, settings, ordering="record")
     record = str(uuid.uuid4())
     first = _publish(database, settings, connection_event(connectionId=record))
     second = _publish(database, settings, connection_event("ConnectionRequestReceived",
@@ -59,7 +57,7 @@ def test_a_records_order_follows_the_sequence_not_the_clock(database, settings):
 
 
 def test_a_lowered_retry_setting_ends_the_deliveries_it_strands(database, settings):
-    _webhook(database)
+    _webhook(database, settings)
     stranded = _publish(database, settings, connection_event())
     _set(database, stranded, attempts=2, next_attempt_at=utcnow() + timedelta(hours=1))
     lowered = load_settings({**_env(settings), "WEBHOOK_MAX_RETRIES": "1"})
@@ -74,7 +72,7 @@ def _env(settings) -> dict:
 
 
 def test_a_probe_is_a_tried_delivery_that_keeps_an_attempt(database, settings):
-    webhook = _webhook(database)
+    webhook = _webhook(database, settings)
     ids = [_publish(database, settings, connection_event()) for _ in range(4)]
     for delivery_id, attempts in zip(ids, (0, 2, 1, 0), strict=True):
         _set(database, delivery_id, status=DeliveryStatus.WAITING, attempts=attempts)

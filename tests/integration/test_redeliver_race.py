@@ -10,7 +10,7 @@ from shared.errors import Conflict
 from shared.models import Delivery, DeliveryStatus
 from shared.publishing import publish
 from shared.services import delivery_log
-from shared.services.webhooks import create_webhook
+from shared.services.webhooks import WebhookRequest, create_webhook
 from tests.helpers import connection_event
 
 DEFAULT_WALLET = uuid.UUID(int=0)
@@ -23,7 +23,9 @@ def failed_delivery(database, settings):
     if database.is_sqlite:
         pytest.skip("concurrent transactions need PostgreSQL (TEST_DATABASE_URL)")
     with database.transaction() as session:
-        create_webhook(session, DEFAULT_WALLET, "http://receiver.test/hook", {}, None, 10)
+        create_webhook(
+            session, settings, DEFAULT_WALLET, WebhookRequest("http://receiver.test/hook")
+        )
     published = publish(database, settings, DEFAULT_WALLET, "ConnectionUpdated", connection_event())
     [delivery] = published.deliveries
     return delivery.id

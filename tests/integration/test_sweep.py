@@ -10,7 +10,7 @@ from shared.coordination import queues
 from shared.models import Delivery
 from shared.publishing import publish
 from shared.services.sweep import Broker, sweep
-from shared.services.webhooks import create_webhook
+from shared.services.webhooks import WebhookRequest, create_webhook
 from shared.timeutil import utcnow
 from tests.helpers import connection_event
 
@@ -18,9 +18,11 @@ DEFAULT_WALLET = uuid.UUID(int=0)
 
 
 @pytest.fixture(autouse=True)
-def webhook(database):
+def webhook(database, settings):
     with database.transaction() as session:
-        create_webhook(session, DEFAULT_WALLET, "http://receiver.test/hook", {}, None, 10)
+        create_webhook(
+            session, settings, DEFAULT_WALLET, WebhookRequest("http://receiver.test/hook")
+        )
 
 
 def _pending(database, settings, enqueued_ago: float | None) -> uuid.UUID:

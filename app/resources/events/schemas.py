@@ -30,6 +30,15 @@ def _data_schema(event_type: EventType) -> type[ma.Schema]:
 
 
 DATA_SCHEMAS = {name: _data_schema(event_type) for name, event_type in EVENT_TYPES.items()}
+
+
+class WebhookTestDataSchema(ma.Schema):
+    """`data` of a WebhookTest event (POST /events/webhooks/{id}/test)."""
+
+    webhookId = ma.fields.String(required=True, metadata={"format": "uuid"})
+    message = ma.fields.String(required=True)
+
+
 # One instance each, made once: a schema keeps no state between loads, and making one deep-copies
 # its fields on every request.
 _DATA_VALIDATORS = {name: schema() for name, schema in DATA_SCHEMAS.items()}

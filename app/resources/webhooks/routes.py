@@ -5,18 +5,21 @@ from flask.views import MethodView
 
 from app.auth import TENANT, TENANT_OR_ADMIN, caller
 from app.base import Blueprint, ProblemSchema, page
+from app.resources.events.schemas import DeliverySchema
 from app.resources.webhooks.schemas import (
     CreatedWebhookSchema,
     RecoveredSchema,
     RecoverSchema,
     RotatedSecretSchema,
+    TestEventSchema,
+    WebhookChangeSchema,
     WebhookCreateSchema,
     WebhookPageSchema,
     WebhookSchema,
-    WebhookUpdateSchema,
 )
 from app.state import state
-from shared.services import webhooks
+from shared.services import webhook_tests, webhooks
+from shared.store.rows import Outgoing
 
 blp = Blueprint(
     "webhooks", __name__, url_prefix="/events/webhooks", description="Wallet webhooks (tenant)"
@@ -34,18 +37,18 @@ class Webhooks(MethodView):
     def post(self, body, wallet_id):
         """Register a webhook for the caller's wallet"""
         app_state = state()
+        request = webhooks.WebhookRequest(
+            url=body["url"],
+            custom_headers=body["customHeaders"],
+            event_types=body["eventTypes"],
+            ordering=body["ordering"],
+            auth=body["auth"],
+            tls=body["tls"],
+            signature_scheme=body["signatureScheme"],
+            rate_limit=body["rateLimit"],
+        )
         with app_state.db.transaction() as session:
-            return webhooks.create_webhook(
-                session,
-                wallet_id,
-                body["url"],
-                body["customHeaders"],
-                body["eventTypes"],
-                app_state.settings.max_webhooks_per_wallet,
-                settings=app_state.settings,
-                ordering=body["ordering"],
-                rate_limit=body["rateLimit"],
-            )
+            return webhooks.create_webhook(session, app_state.settings, wallet_id, request)
 
     @caller(blp, TENANT)
     @blp.response(200, WebhookPageSchema)
@@ -58,14 +61,16 @@ class Webhooks(MethodView):
 @blp.route("/<uuid:webhook_id>")
 class WebhookById(MethodView):
     @caller(blp, TENANT)
-    @blp.arguments(WebhookUpdateSchema, required=False)
+    @blp.arguments(WebhookChangeSchema, required=False)
     @blp.response(200, WebhookSchema)
     @blp.alt_response(400, schema=ProblemSchema)
     @blp.alt_response(404, schema=ProblemSchema)
     def patch(self, body, webhook_id, wallet_id):
-        """Change a webhook's settings (its rate limit)"""
-        with state().db.transaction() as session:
-            return webhooks.update_webhook(session, wallet_id, webhook_id, body)
+        """Change a webhook's url, custom headers, event types, authentication, TLS or rate
+        limit"""
+        app_state = state()
+        with app_state.db.transaction() as session:
+            return webhooks.change_webhook(session, app_state.settings, wallet_id, webhook_id, body)
 
     @caller(blp, TENANT)
     @blp.response(200)
@@ -82,12 +87,10 @@ class WebhookSecret(MethodView):
     @blp.response(200, RotatedSecretSchema)
     @blp.alt_response(404, schema=ProblemSchema)
     def post(self, webhook_id, wallet_id):
-        """Rotate the signing secret; the old one keeps signing for a grace period"""
+        """Rotate the signing secret (v1a: the key pair); the old one keeps signing for a while"""
         app_state = state()
         with app_state.db.transaction() as session:
-            return webhooks.rotate_secret(
-                session, wallet_id, webhook_id, app_state.settings.secret_rotation_grace
-            )
+            return webhooks.rotate_secret(session, app_state.settings, wallet_id, webhook_id)
 
 
 @blp.route("/<uuid:webhook_id>/enable")
@@ -116,3 +119,19 @@ class WebhookRecover(MethodView):
             then=app_state.send,
         )
         return {"redelivered": len(outgoing)}
+
+
+@blp.route("/<uuid:webhook_id>/test")
+class WebhookTest(MethodView):
+    @caller(blp, TENANT)
+    @blp.arguments(TestEventSchema, required=False)
+    @blp.response(202, DeliverySchema)
+    @blp.alt_response(400, schema=ProblemSchema)
+    @blp.alt_response(404, schema=ProblemSchema)
+    def post(self, body, webhook_id, wallet_id):
+        """Send this webhook alone an example event: signed, logged and redeliverable"""
+        app_state = state()
+        with app_state.db.transaction() as session:
+            delivery = webhook_tests.send_test_event(session, wallet_id, webhook_id, body["type"])
+        app_state.send([Outgoing.of(delivery)])
+        return delivery
