@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from shared.db import Database
 from shared.settings import load_settings
-from tests.helpers import ADMIN_TOKEN, DEFAULT_WALLET_KEY, Tenant, onboard_tenant
+from tests.helpers import ADMIN_TOKEN, DEFAULT_WALLET_KEY, SECRET_KEY, Tenant, onboard_tenant
 from tests.processes import start_beat, start_worker
 from tests.receiver import Receiver
 from tools.embedded_redis import EmbeddedRedis
@@ -35,6 +35,8 @@ TABLES = (
     "wallets",
     "system_values",
     "idempotency_keys",
+    "console_links",
+    "console_sessions",
 )
 
 
@@ -57,6 +59,7 @@ def base_env(tmp_path_factory):
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "ADMIN_TOKEN": ADMIN_TOKEN,
+        "SECRET_KEY": SECRET_KEY,
         "DEFAULT_WALLET_AUTH_API_KEY": DEFAULT_WALLET_KEY,
         "WEBHOOK_RETRY_COUNTDOWN": "0.3",
         "WEBHOOK_TIMEOUT": "2",

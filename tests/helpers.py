@@ -8,6 +8,7 @@ import uuid
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 DEFAULT_WALLET_KEY = "default-wallet-test-key-0123"
+SECRET_KEY = "test-console-secret-key-0123456789abcdef"
 INSTANCE = re.compile(r"^error:instance:[0-9a-f-]{36}$")
 
 
