@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 EMBEDDED_DATABASE_URL = "sqlite:///var/webhooks.db"
@@ -311,8 +312,7 @@ def settings_or_exit() -> Settings:
     try:
         return get_settings()
     except SettingsError as exc:
-        print(f"cloud-agent-webhooks: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _exit(exc)
 
 
 def check_web(settings: Settings) -> Settings:
@@ -330,11 +330,15 @@ def check_web(settings: Settings) -> Settings:
     return settings
 
 
-def web_settings_or_exit() -> Settings:
-    """`settings_or_exit()` for the web process, which also needs SECRET_KEY."""
-    settings = settings_or_exit()
+def web_settings_or_exit(settings: Settings | None = None) -> Settings:
+    """`settings_or_exit()` (or `settings`) for the web process, which also needs SECRET_KEY."""
+    settings = settings or settings_or_exit()
     try:
         return check_web(settings)
     except SettingsError as exc:
-        print(f"cloud-agent-webhooks: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _exit(exc)
+
+
+def _exit(exc: SettingsError) -> NoReturn:
+    print(f"cloud-agent-webhooks: configuration error: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select, update
 
-from shared.models import ApiKey, ConsoleSession, SystemValue
+from shared.models import ApiKey, ConsoleLink, ConsoleSession, SystemValue
+from shared.services.retention import purge
 from tests.api.test_console import CONSOLE, csrf_of, sign_in
 from tests.helpers import admin_headers, assert_problem, onboard_tenant
 
@@ -179,3 +180,20 @@ def test_a_cookie_made_from_the_database_is_refused(app, client, tenant, databas
                 )
                 assert posted.status_code == 403
     assert client.get("/cloud-agent/events/webhooks", headers=tenant.headers).json["contents"] == []
+
+
+def test_the_purge_forgets_ended_sessions_and_spent_links(app, client, tenant, database, settings):
+    visitor = app.test_client()
+    open_link(visitor, make_link(client, tenant.wallet_id))
+    sign_in(client, "tenant", tenant.api_key)
+    day_ago = datetime.now(UTC) - timedelta(days=1, seconds=1)
+    with database.transaction() as db:
+        db.execute(update(ConsoleLink).values(expires_at=day_ago))
+        db.execute(
+            update(ConsoleSession).where(ConsoleSession.access == "link").values(expires_at=day_ago)
+        )
+    purge(database, settings)
+    with database.session() as db:
+        assert db.scalars(select(ConsoleLink)).all() == []
+        assert db.scalars(select(ConsoleSession.access)).all() == ["tenant"]
+    assert client.get(f"{CONSOLE}/webhooks").status_code == 200
