@@ -69,6 +69,11 @@ def _when(moment):
     return present.when(moment)
 
 
+@bp.app_template_filter("counted")
+def _counted(count):
+    return present.counted(count)
+
+
 @bp.context_processor
 def _common():
     return {

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from shared.attempt_rules import shown_headers
 from shared.models import Delivery, DeliveryStatus, Webhook
+from shared.services.delivery_log import Count
 from shared.services.overview import LastHour
 from shared.settings import Settings
 from shared.timeutil import as_utc
@@ -20,6 +21,11 @@ STATUSES = [status.value for status in DeliveryStatus]
 
 def when(moment: datetime | None) -> str:
     return "—" if moment is None else as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def counted(count: Count) -> str:
+    """1,000+ when counting stopped at its cap."""
+    return f"{count.value:,}" + ("+" if count.at_least else "")
 
 
 def pretty_json(body: str | None) -> str:

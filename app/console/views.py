@@ -18,6 +18,7 @@ from shared.store.rows import Outgoing
 from shared.timeutil import utcnow
 
 PAGE = 25
+MAX_OFFSET = delivery_log.COUNT_CAP - PAGE
 
 
 @bp.get("/webhooks")
@@ -116,36 +117,29 @@ def webhook_delete(webhook_id):
 @signed_in()
 def delivery_list():
     args = request.args
-    filters = {
-        "status": args.get("status") if args.get("status") in present.STATUSES else None,
-        "webhook": present.parse_uuid(args.get("webhook")),
-        "event": present.parse_uuid(args.get("event")),
-        "since": present.parse_time(args.get("since")),
-        "until": present.parse_time(args.get("until")),
-    }
-    offset = max(args.get("offset", 0, type=int), 0)
+    filters = delivery_log.DeliveryFilter(
+        status=args.get("status") if args.get("status") in present.STATUSES else None,
+        webhook_id=present.parse_uuid(args.get("webhook")),
+        event_id=present.parse_uuid(args.get("event")),
+        created_since=present.parse_time(args.get("since")),
+        created_before=present.parse_time(args.get("until")),
+    )
+    # Pages reach back as far as the count goes: older ones are found by their time.
+    offset = min(max(args.get("offset", 0, type=int), 0), MAX_OFFSET)
     with state().db.session() as db:
-        rows, total = delivery_log.list_deliveries(
-            db,
-            g.viewer.wallet_id,
-            offset,
-            PAGE,
-            filters["status"],
-            filters["webhook"],
-            filters["event"],
-            created_since=filters["since"],
-            created_before=filters["until"],
-        )
+        rows, more = delivery_log.list_deliveries(db, g.viewer.wallet_id, offset, PAGE, filters)
+        count = delivery_log.count_deliveries(db, g.viewer.wallet_id, filters)
         hooks = _visible_webhooks(db)
     kept = {key: value for key, value in args.items() if key != "offset" and value}
     pages = {
         "previous": _page_url(kept, offset - PAGE) if offset > 0 else None,
-        "next": _page_url(kept, offset + PAGE) if offset + PAGE < total else None,
+        "next": _page_url(kept, offset + PAGE) if more and offset + PAGE <= MAX_OFFSET else None,
+        "by_time": more and offset + PAGE > MAX_OFFSET,
     }
     return render_template(
         "console/deliveries.html",
         deliveries=rows,
-        total=total,
+        count=count,
         offset=offset,
         shown=len(rows),
         args=args,
@@ -153,7 +147,7 @@ def delivery_list():
         webhooks=hooks,
         pages=pages,
         notice=g.console.pop_notice(),
-        filtered=any(filters.values()),
+        filtered=filters != delivery_log.DeliveryFilter(),
     )
 
 
