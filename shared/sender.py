@@ -7,6 +7,7 @@ guard checks the address actually connected to.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,8 +26,10 @@ from urllib3.exceptions import (
 )
 
 from shared import deadline
-from shared.netguard import AddressPolicy, BlockedDestination, pool_classes
+from shared.netguard import REFUSED, AddressPolicy, BlockedDestination, pool_classes
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 4096  # receivers' answers are not needed; read a little, then hang up
 
@@ -87,6 +90,12 @@ class Sender:
                 raise deadline.DeadlineExceeded("deadline passed")
             return SendResult(response.status, None, _elapsed_ms(started), _retry_after(response))
         except Exception as exc:  # every failure is a failed attempt, described without the URL
+            if isinstance(exc, BlockedDestination):
+                log.warning(
+                    "network guard refused a delivery: %s resolves to %s",
+                    exc.host,
+                    ", ".join(exc.addresses),
+                )
             if limit.expired or time.monotonic() >= limit.at:
                 error = f"timeout: no complete response within {self.timeout:g}s"
             else:
@@ -122,7 +131,7 @@ def _elapsed_ms(started: float) -> float:
 
 def describe_error(exc: Exception, timeout: float) -> str:
     if isinstance(exc, BlockedDestination):
-        return str(exc).split(": ", 1)[-1]
+        return REFUSED
     # urllib3 derives NameResolutionError from NewConnectionError, and that from
     # ConnectTimeoutError: test the narrowest first.
     if isinstance(exc, NameResolutionError):
