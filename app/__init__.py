@@ -19,6 +19,7 @@ from shared.logs import configure_logging
 from shared.metrics import MetricsRecorder
 from shared.publishing import Dispatch
 from shared.settings import Settings, check_web, web_settings_or_exit
+from shared.tracing import tracing_for
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
         ),
         dispatch=dispatch,
         metrics=MetricsRecorder(settings.redis_url),
+        tracing=tracing_for(settings, "web"),
     )
 
     api = WebhooksApi(app)

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
@@ -18,6 +19,10 @@ from shared.services.bootstrap import api_key_salt
 from shared.services.tenancy import wallet_for_api_key
 from shared.settings import Settings
 from shared.store.rows import Outgoing
+from shared.tracing import NoTracing
+
+if TYPE_CHECKING:
+    from shared.tracing_export import ExportedTracing
 
 # How long a process trusts an API key it has checked. Every publish would otherwise pay a
 # database round trip for authentication; a removed key stops working within this time.
@@ -30,6 +35,7 @@ class AppState:
     db: Database
     dispatch: Dispatch | None
     metrics: MetricsRecorder
+    tracing: NoTracing | ExportedTracing = field(default_factory=NoTracing)
     _salt: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _known_keys: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from shared import __version__, signing
 from shared.models import DeliveryStatus, Target
 from shared.settings import Settings
 from shared.timeutil import as_utc
+from shared.tracing import TRACEPARENT
 
 USER_AGENT = f"cloud-agent-webhooks/{__version__}"
 
@@ -45,21 +46,36 @@ class Request:
     headers: dict[str, str]
 
 
-def request_for(claim, settings: Settings, now: datetime) -> Request:
-    """The request an attempt of this claimed delivery (`shared.store.rows.Claim`) sends."""
+def request_for(
+    claim, settings: Settings, now: datetime, traceparent: str | None = None
+) -> Request:
+    """The request an attempt of this claimed delivery (`shared.store.rows.Claim`) sends;
+    `traceparent` continues the event's trace to the receiver."""
     body = claim.body.encode()
     timestamp = int(now.timestamp())
     message_id = str(claim.event_id)
     secrets = signing_secrets(claim, settings, now)
     signature = signing.signature_header(secrets, message_id, timestamp, body) if secrets else None
     rows = _headers(
-        claim.target, claim.custom_headers, settings, message_id, str(timestamp), signature
+        claim.target,
+        claim.custom_headers,
+        settings,
+        message_id,
+        str(timestamp),
+        signature,
+        traceparent,
     )
     headers = {name: value for name, value, _secret in rows}
     return Request(claim.url, body, headers)
 
 
-def shown_headers(delivery, custom_headers: Mapping | None, settings: Settings, hidden: str):
+def shown_headers(
+    delivery,
+    custom_headers: Mapping | None,
+    settings: Settings,
+    hidden: str,
+    traceparent: str | None = None,
+):
     """[(name, value)] of the headers every attempt of `delivery` sends, secret values (custom
     header values, credentials) replaced by `hidden`, per-attempt values described."""
     # Every webhook of a wallet has a secret; the global and operations webhooks have theirs
@@ -69,6 +85,7 @@ def shown_headers(delivery, custom_headers: Mapping | None, settings: Settings, 
         delivery.target, custom_headers, settings, str(delivery.event_id),
         "the attempt's start, in seconds since 1970 (UTC)",
         "v1,… HMAC-SHA256 of id.timestamp.body (not shown)" if signed else None,
+        traceparent,
     )  # fmt: skip
     return [(name, hidden if secret else value) for name, value, secret in rows]
 
@@ -80,19 +97,24 @@ def _headers(
     message_id: str,
     timestamp: str,
     signature: str | None,
+    traceparent: str | None = None,
 ) -> Iterator[tuple[str, str, bool]]:
     """(name, value, whether the value is a secret) of each header, in the order sent."""
     yield "Content-Type", "application/json", False
     yield "User-Agent", USER_AGENT, False
     if target == Target.WALLET:
         for name, value in (custom_headers or {}).items():
-            yield name, value, True
+            # The trace context is the service's own (a webhook stored before it was).
+            if name.lower() != TRACEPARENT:
+                yield name, value, True
     if target == Target.GLOBAL and settings.global_webhook_api_key:
         yield "Authorization", f"Bearer {settings.global_webhook_api_key}", True
     yield "webhook-id", message_id, False
     yield "webhook-timestamp", timestamp, False
     if signature is not None:
         yield "webhook-signature", signature, False
+    if traceparent is not None:
+        yield TRACEPARENT, traceparent, False
 
 
 def signing_secrets(claim, settings: Settings, now: datetime) -> tuple[str, ...]:

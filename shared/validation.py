@@ -26,7 +26,7 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Headers the sender owns: letting a tenant set them would corrupt the request or forge
 # the signature.
 RESERVED_HEADERS = frozenset(
-    {"host", "content-length", "content-type", "transfer-encoding", "connection"}
+    {"host", "content-length", "content-type", "transfer-encoding", "connection", "traceparent"}
 )
 # How long registration waits for DNS when the network guard is on; the guard checks the
 # connected address at delivery anyway, so a slow or failing lookup is not a refusal.

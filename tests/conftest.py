@@ -140,6 +140,7 @@ def app(settings):
     application = create_app(settings)
     yield application
     application.extensions["cloud_agent_webhooks"].db.dispose()
+    application.extensions["cloud_agent_webhooks"].tracing.shutdown()
 
 
 @pytest.fixture

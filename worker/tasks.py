@@ -22,6 +22,7 @@ from shared.services.retention import purge
 from shared.services.sweep import sweep
 from shared.store.stores import delivery_store
 from shared.throttle import WebhookLimiter
+from shared.tracing import tracing_for
 from worker.celery_app import FIRST_QUEUE, RETRY_QUEUE, celery_app, settings
 from worker.dispatch import DELIVER_TASK, SENT_AT, send_deliveries
 
@@ -69,6 +70,7 @@ class _Resources:
             ),
             health=HealthTracker(db, settings),
             metrics=MetricsRecorder(settings.redis_url),
+            tracing=tracing_for(settings, "worker"),
         )
         cls.db = db
 

@@ -14,6 +14,7 @@ from shared.services.delivery_log import Count
 from shared.services.overview import LastHour
 from shared.settings import Settings
 from shared.timeutil import as_utc
+from shared.tracing import event_traceparent
 
 MASK = "•••••• (hidden)"
 STATUSES = [status.value for status in DeliveryStatus]
@@ -34,11 +35,18 @@ def pretty_json(body: str | None) -> str:
     return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
 
 
-def headers_sent(delivery: Delivery, webhook: Webhook | None, settings: Settings) -> list:
+def headers_sent(
+    delivery: Delivery, webhook: Webhook | None, settings: Settings, traceparent: str | None
+) -> list:
     """The request headers of each attempt, as the attempt's rules make them, with the values
-    of custom headers, credentials and signatures hidden."""
+    of custom headers, credentials and signatures hidden. `traceparent`: the event's, stored."""
     custom_headers = None if webhook is None else webhook.custom_headers
-    return shown_headers(delivery, custom_headers, settings, MASK)
+    context = event_traceparent(traceparent, delivery.event_id)
+    if settings.otel_exporter_otlp_endpoint:
+        # Each attempt is a span of the trace, whose id the receiver gets as the parent's.
+        _, trace_id, _, flags = context.split("-")
+        context = f"00-{trace_id}-(the attempt's span id)-{flags}"
+    return shown_headers(delivery, custom_headers, settings, MASK, context)
 
 
 def parse_uuid(value: str | None) -> uuid.UUID | None:

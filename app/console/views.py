@@ -169,13 +169,14 @@ def delivery_page(delivery_id):
         delivery = delivery_log.get_delivery(db, g.viewer.wallet_id, delivery_id)
         attempts = delivery_log.attempts_of(db, delivery_id)
         webhook = db.get(Webhook, delivery.webhook_id) if delivery.webhook_id else None
-        body = overview.event_body(db, delivery.event_id)
-        headers = present.headers_sent(delivery, webhook, app_state.settings)
+        event = overview.stored_event(db, delivery.event_id)
+        traceparent = None if event is None else event.traceparent
+        headers = present.headers_sent(delivery, webhook, app_state.settings, traceparent)
     return render_template(
         "console/delivery.html",
         delivery=delivery,
         attempts=attempts,
-        body=present.pretty_json(body),
+        body=present.pretty_json(None if event is None else event.body),
         headers=headers,
         notice=g.console.pop_notice(),
         redeliverable=delivery.status in FINISHED and delivery.webhook_id,

@@ -12,6 +12,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from shared import attempt_rules as rules
@@ -24,6 +25,10 @@ from shared.store.rows import Claim, FinishedAttempt, Outgoing
 from shared.store.stores import DirectStore
 from shared.throttle import Lease, WebhookLimiter
 from shared.timeutil import utcnow
+from shared.tracing import NoTracing
+
+if TYPE_CHECKING:
+    from shared.tracing_export import ExportedTracing
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,7 @@ class Deliverer:
     limiter: WebhookLimiter
     health: HealthTracker
     metrics: MetricsRecorder | None = None
+    tracing: NoTracing | ExportedTracing = field(default_factory=NoTracing)
     # Webhooks with deliveries this process parked at a cap, in turn order: whenever an
     # attempt ends, the next of them in turn has one waiting delivery take the freed slot.
     parked: dict = field(default_factory=dict)
@@ -128,12 +134,14 @@ class Deliverer:
         claim = self.store.claim(delivery_id)
         if claim is None:
             return TaskResult(Outcome.SKIPPED)
-        request = rules.request_for(claim, self.settings, started)
+        trace = self.tracing.attempt(claim)
+        request = rules.request_for(claim, self.settings, started, trace.traceparent)
         # The caps judge a webhook by its receiver's time alone, not by how long this
         # process took to claim and record on a busy machine.
         if lease is not None:
             self.limiter.sending(lease)
         result = self.sender.post(request.url, request.body, request.headers)
+        trace.finished(result.status_code, result.error, result.duration_ms)
         if lease is not None:
             self.limiter.answered(lease, result.duration_ms / 1000)
         verdict = record_attempt(self.store, self.settings, claim, started, result)

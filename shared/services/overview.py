@@ -1,4 +1,4 @@
-"""Read-only queries behind the console: who a stored key hash belongs to, an event's body,
+"""Read-only queries behind the console: who a stored key hash belongs to, a stored event,
 wallets with their webhooks, and the last hour minute by minute."""
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ def wallet_for_key_hash(session: Session, key_hash: str) -> uuid.UUID | None:
     )
 
 
-def event_body(session: Session, event_id: uuid.UUID) -> str | None:
-    return session.scalar(select(Event.body).where(Event.id == event_id))
+def stored_event(session: Session, event_id: uuid.UUID):
+    """The event's body and trace context (`body`, `traceparent`), or None once purged."""
+    return session.execute(
+        select(Event.body, Event.traceparent).where(Event.id == event_id)
+    ).first()
 
 
 def wallets_with_webhooks(session: Session) -> list[tuple[Wallet | None, list[Webhook]]]:

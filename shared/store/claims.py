@@ -36,6 +36,10 @@ _RETURNING = (
     of_webhook(Webhook.previous_secret).label("previous_secret"),
     of_webhook(Webhook.previous_secret_expires_at).label("previous_secret_expires_at"),
     Delivery.record_key,
+    select(Event.traceparent)
+    .where(Event.id == Delivery.event_id)
+    .scalar_subquery()
+    .label("traceparent"),
 )
 _CLAIMED = {
     "status": DeliveryStatus.IN_FLIGHT,

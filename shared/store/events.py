@@ -44,7 +44,7 @@ _PG_PUBLISH = CompiledOnce(
         WITH new AS (
             SELECT * FROM json_to_recordset(CAST(:events AS json)) AS t(
                 id uuid, wallet_id uuid, type text, body text, created_at timestamptz,
-                notified boolean, record_key text)
+                notified boolean, record_key text, traceparent text)
         ), taken_key AS (
             INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at)
             SELECT CAST(:key_scope AS uuid), CAST(:key AS text), :key_hash, :key_response,
@@ -58,8 +58,9 @@ _PG_PUBLISH = CompiledOnce(
         ), go AS (
             SELECT CAST(:key AS text) IS NULL OR EXISTS (SELECT FROM taken_key) AS ok
         ), event AS (
-            INSERT INTO events (id, wallet_id, type, body, created_at)
-            SELECT id, wallet_id, type, body, created_at FROM new WHERE (SELECT ok FROM go)
+            INSERT INTO events (id, wallet_id, type, body, created_at, traceparent)
+            SELECT id, wallet_id, type, body, created_at, traceparent FROM new
+            WHERE (SELECT ok FROM go)
             RETURNING id
         ), wallet_targets AS (
             SELECT new.id AS event_id, w.id AS webhook_id, w.url,
@@ -132,6 +133,7 @@ def _pg_params(events: list[NewEvent], key: NewKey | None) -> dict:
             "created_at": as_utc(e.created_at).isoformat(),
             "notified": e.notified,
             "record_key": e.record_key,
+            "traceparent": e.traceparent,
         }
         for e in events
     ]
@@ -199,6 +201,7 @@ def _sqlite_publish_one(conn: Connection, event: NewEvent) -> list[Outgoing]:
             "type": event.type,
             "body": event.body,
             "created_at": now,
+            "traceparent": event.traceparent,
         },
     )
     if not event.notified:

@@ -53,6 +53,7 @@ class Claim:
     previous_secret: str | None
     previous_secret_expires_at: datetime | None
     record_key: str | None  # set when its webhook keeps each record's order
+    traceparent: str | None = None  # the event's trace context, as stored with it
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class NewEvent:
     global_url: str | None
     record_key: str | None = None  # the record it is about, for webhooks with record ordering
     global_ordered: bool = False  # the global webhook keeps each record's order
+    traceparent: str | None = None  # the producer's trace context (W3C), or the publish span's
 
 
 @dataclass(frozen=True)
