@@ -94,10 +94,10 @@ def _service_error(exc: ServiceError):
     return render_template("console/error.html", code=exc.status, message=exc.detail), exc.status
 
 
-def ended(message: str, status: int = 401):
-    """The page a link's session ends on: it stays in its frame, and has nothing to sign in
-    with (a new link is the way back)."""
-    return render_template("console/ended.html", message=message), status
+def ended(message: str, status: int = 401, heading: str = "This console session is over"):
+    """The page a link's session ends on, or a refused link: it stays in its frame, and has
+    nothing to sign in with (a new link is the way back)."""
+    return render_template("console/ended.html", message=message, heading=heading), status
 
 
 def signed_in(admin: bool | None = None):

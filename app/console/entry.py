@@ -47,7 +47,7 @@ def open_link():
         with state().db.transaction() as db:
             token = console_access.open_link(db, request.args.get("token", ""), utcnow())
     except console_access.LinkRefused as exc:
-        return ended(exc.detail, exc.status)
+        return ended(exc.detail, exc.status, "This link cannot be opened")
     session.end(g.console)
     g.console.sign_in(token, via_link=True)
     return redirect(url_for("console.webhook_list"), 303)
@@ -58,6 +58,6 @@ def sign_out():
     session.end(g.console)
     g.console.sign_out()
     if g.console.via_link:
-        return ended("You are signed out. Open the console again from where you came from.", 200)
+        return ended("You are signed out. Open the console again from where you came.", 200)
     g.console.notice("info", "Signed out.")
     return redirect(url_for("console.sign_in"), 303)

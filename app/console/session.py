@@ -181,10 +181,11 @@ def viewer_of(console: ConsoleSession) -> tuple[Viewer | None, str | None]:
     app_state = state()
     with app_state.db.session() as session:
         found = console_access.find_session(session, console.token)
+    again = "Open the console again from where you came." if console.via_link else "Sign in again."
     if found is None:
-        return None, "Your session has ended. Sign in again."
+        return None, f"Your session has ended. {again}"
     if as_utc(found.expires_at) <= utcnow():
-        return None, "Your session has expired. Sign in again."
+        return None, f"Your session has expired. {again}"
     if found.access == ConsoleAccess.LINK:
         return Viewer(admin=False, wallet_id=found.wallet_id, via_link=True), None
     if found.access == ConsoleAccess.OPERATOR:
