@@ -7,6 +7,7 @@ command lines, run by /bin/sh as a PaaS (or honcho) runs them.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def service_env(database_url: str, redis_url: str, logdir: Path) -> dict[str, st
         DEFAULT_WALLET_AUTH_API_KEY="bench-default-wallet-key-0123456789",
         PYTHONUNBUFFERED="1",
     )
+    # web does not start without one on PostgreSQL; a run's own.
+    env.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
 
