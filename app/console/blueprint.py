@@ -27,6 +27,8 @@ CSP = (
 
 @bp.before_request
 def _load_session():
+    if request.endpoint == "console.static":
+        return  # stylesheets and scripts need no session
     g.console = session.load()
     g.viewer, why = session.viewer_of(g.console)
     if why:

@@ -43,6 +43,8 @@ def open_link():
     """A link from `POST /console/links`: used up here, it signs this browser in to its wallet
     (the token is in the query string, which the access log leaves out)."""
     g.frameable = True
+    if request.method == "HEAD":
+        return "", 200  # a link checker's look does not use the link up
     try:
         with state().db.transaction() as db:
             token = console_access.open_link(db, request.args.get("token", ""), utcnow())

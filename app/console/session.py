@@ -42,7 +42,7 @@ class Viewer:
     via_link: bool = False  # opened by a link: this wallet's pages only, framing allowed
 
 
-class ConsoleSession:
+class ConsoleCookie:
     """The cookie's content, as this request found it and leaves it."""
 
     def __init__(self, data: dict, via_link: bool = False, ended: str | None = None):
@@ -92,7 +92,7 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(state().settings.secret_key, salt="console-session")
 
 
-def load() -> ConsoleSession:
+def load() -> ConsoleCookie:
     # A link's session first: opening a link replaces a sign-in (and the reverse), so a
     # browser holds both only when a frame of another site holds the link's.
     for name, via_link in ((LINK_COOKIE, True), (COOKIE, False)):
@@ -100,15 +100,15 @@ def load() -> ConsoleSession:
         if not raw:
             continue
         try:
-            return ConsoleSession(_serializer().loads(raw, max_age=SIGNED_IN_SECONDS), via_link)
+            return ConsoleCookie(_serializer().loads(raw, max_age=SIGNED_IN_SECONDS), via_link)
         except SignatureExpired:
-            return ConsoleSession({}, via_link, "Your session has expired. Sign in again.")
+            return ConsoleCookie({}, via_link, "Your session has expired. Sign in again.")
         except BadSignature:
             continue
-    return ConsoleSession({})
+    return ConsoleCookie({})
 
 
-def save(console: ConsoleSession, response, path: str) -> None:
+def save(console: ConsoleCookie, response, path: str) -> None:
     if not (console.changed or console.ended):
         return
     value = _serializer().dumps(console.data)
@@ -140,7 +140,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def start(access: ConsoleAccess, wallet_id=None, credential: str | None = None) -> str:
-    """A new session; its token, for `ConsoleSession.sign_in`."""
+    """A new session; its token, for `ConsoleCookie.sign_in`."""
     seconds = LINK_SESSION_SECONDS if access == ConsoleAccess.LINK else SIGNED_IN_SECONDS
     with state().db.transaction() as session:
         return console_access.start_session(
@@ -148,7 +148,7 @@ def start(access: ConsoleAccess, wallet_id=None, credential: str | None = None) 
         )
 
 
-def end(console: ConsoleSession) -> None:
+def end(console: ConsoleCookie) -> None:
     if console.token:
         with state().db.transaction() as session:
             console_access.end_session(session, console.token)
@@ -172,7 +172,7 @@ def credentials_for(kind: str, secret: str) -> tuple[tuple | None, str | None]:
         return (ConsoleAccess.TENANT, hash_api_key(app_state.salt(session), secret)), None
 
 
-def viewer_of(console: ConsoleSession) -> tuple[Viewer | None, str | None]:
+def viewer_of(console: ConsoleCookie) -> tuple[Viewer | None, str | None]:
     """The signed-in viewer, checked again now; or None and why the session is over."""
     if console.ended:
         return None, console.ended

@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select, update
 
+from app import create_app
 from shared.models import ApiKey, ConsoleLink, ConsoleSession, SystemValue
 from shared.services.retention import purge
+from shared.settings import load_settings
 from tests.api.test_console import CONSOLE, csrf_of, sign_in
-from tests.helpers import admin_headers, assert_problem, onboard_tenant
+from tests.helpers import ADMIN_TOKEN, admin_headers, assert_problem, onboard_tenant
 
 SERVICE_ENV = {"CONSOLE_FRAME_ANCESTORS": "https://portal.example.com https://*.acme.example"}
 LINKS = "/cloud-agent/console/links"
@@ -86,6 +88,13 @@ def test_a_link_is_refused_once_used_and_once_expired(app, client, tenant):
     assert late.status_code == 410 and "expired" in late.get_data(as_text=True)
     forged = client.get(f"{CONSOLE}/links/open?token=made-up")
     assert forged.status_code == 410 and "not valid" in forged.get_data(as_text=True)
+
+
+def test_a_link_checkers_head_request_leaves_the_link_unused(app, client, tenant):
+    link = make_link(client, tenant.wallet_id)
+    path = link["url"].replace("http://localhost", "")
+    assert app.test_client().head(path).status_code == 200
+    assert open_link(app.test_client(), link).status_code == 303
 
 
 def test_of_simultaneous_opens_exactly_one_wins(app, client, tenant):
@@ -197,3 +206,15 @@ def test_the_purge_forgets_ended_sessions_and_spent_links(app, client, tenant, d
         assert db.scalars(select(ConsoleLink)).all() == []
         assert db.scalars(select(ConsoleSession.access)).all() == ["tenant"]
     assert client.get(f"{CONSOLE}/webhooks").status_code == 200
+
+
+def test_a_changed_admin_token_ends_the_operators_session(base_env, client):
+    sign_in(client, "admin", ADMIN_TOKEN)
+    assert client.get(f"{CONSOLE}/overview").status_code == 200
+    changed = load_settings({**base_env, "ADMIN_TOKEN": "another-admin-token-0123456789"})
+    other = create_app(changed, dispatch=lambda deliveries: None).test_client()
+    other.set_cookie(
+        "console_session", client.get_cookie("console_session", path=CONSOLE).value, path=CONSOLE
+    )
+    ended = other.get(f"{CONSOLE}/overview", follow_redirects=True)
+    assert "The admin token has changed" in ended.get_data(as_text=True)

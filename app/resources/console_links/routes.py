@@ -1,7 +1,5 @@
 """Links to one wallet's console, for an operator to hand to its tenant (operator only)."""
 
-from dataclasses import asdict
-
 from flask import url_for
 from flask.views import MethodView
 
@@ -31,4 +29,5 @@ class ConsoleLinks(MethodView):
             )
         # The host and scheme the caller used (behind a trusted proxy, the public ones).
         url = url_for("console.open_link", token=link.token, _external=True)
-        return {**asdict(link), "url": url}, {"Cache-Control": "no-store"}
+        answer = {"url": url, "wallet_id": link.wallet_id, "expires_at": link.expires_at}
+        return answer, {"Cache-Control": "no-store"}
