@@ -50,10 +50,6 @@ def event_traceparent(stored: str | None, event_id: uuid.UUID) -> str:
     return f"00-{event_id.hex}-{event_id.hex[16:]}-00"
 
 
-def trace_id_of(traceparent: str) -> str:
-    return traceparent.split("-")[1]
-
-
 @dataclass
 class PublishTrace:
     """What publishing stores with its events; `published` describes them to the span."""
@@ -76,8 +72,6 @@ class AttemptTrace:
 
 class NoTracing:
     """Nothing is recorded or exported: trace context passes through unchanged."""
-
-    exporting = False
 
     @contextmanager
     def publish(self, incoming: str | None, wallet_id: uuid.UUID | None) -> Iterator:

@@ -71,8 +71,6 @@ class _AttemptSpan(AttemptTrace):
 class ExportedTracing:
     """Spans recorded and exported; trace context continues through them."""
 
-    exporting = True
-
     def __init__(self, settings: Settings, process: str):
         resource = Resource.create(
             {
