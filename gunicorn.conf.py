@@ -4,10 +4,11 @@ import gc
 import os
 
 from shared.logs import configure_logging
-from shared.settings import settings_or_exit
+from shared.settings import web_settings_or_exit
 from tools.migrate import prepare_database
 
-_settings = settings_or_exit()  # a bad variable stops the start with one clear line
+# A bad variable, or no SECRET_KEY, stops the start with one clear line.
+_settings = web_settings_or_exit()
 
 bind = f"0.0.0.0:{_settings.port}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -15,6 +16,9 @@ worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "8"))
 timeout = 30
 graceful_timeout = 20
+# Behind a TLS proxy: X-Forwarded-Proto is believed from these addresses only, so that the
+# request is https to the app (the console's cookies stay Secure, links say https).
+forwarded_allow_ips = _settings.forwarded_allow_ips
 accesslog = "-"
 # Method, path and status only: headers (apikey, tokens) and bodies never reach the log.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'

@@ -18,7 +18,8 @@ from shared.db import Database
 from shared.logs import configure_logging
 from shared.metrics import MetricsRecorder
 from shared.publishing import Dispatch
-from shared.settings import Settings, settings_or_exit
+from shared.settings import Settings, check_web, web_settings_or_exit
+from shared.tracing import tracing_for
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -33,7 +34,7 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
 
     `dispatch` sends delivery tasks after each commit; by default the Celery dispatcher.
     """
-    settings = settings or settings_or_exit()
+    settings = check_web(settings) if settings else web_settings_or_exit()
     configure_logging(settings.log_level)
     if dispatch is None:
         from worker.dispatch import send_deliveries  # the API imports worker only to send
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
         db=Database.for_process(settings),
         dispatch=dispatch,
         metrics=MetricsRecorder(settings.redis_url),
+        tracing=tracing_for(settings, "web"),
     )
 
     api = WebhooksApi(app)
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
 
 def _register_resources(api: Api, prefix: str) -> None:
     from app.resources import system
+    from app.resources.console_links import routes as console_links
     from app.resources.event_types import routes as event_types
     from app.resources.events import routes as events
     from app.resources.iam import routes as iam
@@ -86,7 +89,7 @@ def _register_resources(api: Api, prefix: str) -> None:
     from app.resources.webhooks import routes as webhooks
 
     # Webhooks and types first: /events/webhooks must not be read as an event id.
-    for module in (system, webhooks, event_types, events, wallets, iam):
+    for module in (system, webhooks, event_types, events, wallets, iam, console_links):
         api.register_blueprint(module.blp, url_prefix=prefix + module.blp.url_prefix)
     describe_input_rules(api.spec)
 

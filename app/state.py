@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
@@ -19,6 +20,10 @@ from shared.services.tenancy import wallet_for_api_key
 from shared.services.webhooks import delete_webhook, detach_deliveries
 from shared.settings import Settings
 from shared.store.rows import Outgoing
+from shared.tracing import NoTracing
+
+if TYPE_CHECKING:
+    from shared.tracing_export import ExportedTracing
 
 # How long a process trusts an API key it has checked. Every publish would otherwise pay a
 # database round trip for authentication; a removed key stops working within this time.
@@ -31,6 +36,7 @@ class AppState:
     db: Database
     dispatch: Dispatch | None
     metrics: MetricsRecorder
+    tracing: NoTracing | ExportedTracing = field(default_factory=NoTracing)
     _salt: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _known_keys: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)

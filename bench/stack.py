@@ -7,6 +7,7 @@ command lines, run by /bin/sh as a PaaS (or honcho) runs them.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def service_env(database_url: str, redis_url: str, logdir: Path) -> dict[str, st
     )
     # Every process of the stack opens what the others sealed.
     env.setdefault("SECRET_ENCRYPTION_KEY", "YmVuY2gtc2VjcmV0LWVuY3J5cHRpb24ta2V5LTAxMjM=")
+    # web does not start without one on PostgreSQL; a run's own.
+    env.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
 

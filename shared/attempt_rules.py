@@ -21,6 +21,7 @@ from shared.models import DeliveryStatus, Target
 from shared.secret_box import box_for
 from shared.settings import Settings
 from shared.timeutil import as_utc
+from shared.tracing import TRACEPARENT
 
 USER_AGENT = f"cloud-agent-webhooks/{__version__}"
 
@@ -73,8 +74,11 @@ class Request:
     tls: ClientTLS | None = None
 
 
-def request_for(claim, settings: Settings, now: datetime) -> Request:
-    """The request an attempt of this claimed delivery (`shared.store.rows.Claim`) sends."""
+def request_for(
+    claim, settings: Settings, now: datetime, traceparent: str | None = None
+) -> Request:
+    """The request an attempt of this claimed delivery (`shared.store.rows.Claim`) sends;
+    `traceparent` continues the event's trace to the receiver."""
     box = box_for(settings)
     body = claim.body.encode()
     timestamp = int(now.timestamp())
@@ -83,7 +87,7 @@ def request_for(claim, settings: Settings, now: datetime) -> Request:
     signature = signing.signature_header(secrets, message_id, timestamp, body) if secrets else None
     rows = _headers(
         claim.target, claim.custom_headers, claim.auth, settings, message_id, str(timestamp),
-        signature, box.open,
+        signature, box.open, traceparent,
     )  # fmt: skip
     # A value of None is the OAuth 2 token, which the sender adds.
     headers = {name: value for name, value, _secret in rows if value is not None}
@@ -92,10 +96,10 @@ def request_for(claim, settings: Settings, now: datetime) -> Request:
     )
 
 
-def shown_headers(delivery, webhook, settings: Settings, hidden: str):
+def shown_headers(delivery, webhook, settings: Settings, hidden: str, traceparent=None):
     """[(name, value)] of the headers every attempt of `delivery` sends to `webhook` (None:
     deleted), secret values (custom header values, credentials) replaced by `hidden`,
-    per-attempt values described."""
+    per-attempt values described; `traceparent` as the attempt carries it."""
     # Every webhook of a wallet has a secret; the global and operations webhooks have theirs
     # from the settings.
     signed = delivery.target == Target.WALLET or bool(_target_secrets(delivery.target, settings))
@@ -109,6 +113,7 @@ def shown_headers(delivery, webhook, settings: Settings, hidden: str):
         "the attempt's start, in seconds since 1970 (UTC)",
         f"{scheme} signature of id.timestamp.body (not shown)" if signed else None,
         reveal=None,
+        traceparent=traceparent,
     )
     return [(name, hidden if secret else value) for name, value, secret in rows]
 
@@ -122,6 +127,7 @@ def _headers(
     timestamp: str,
     signature: str | None,
     reveal: Callable[[str], str] | None,
+    traceparent: str | None = None,
 ) -> Iterator[tuple[str, str | None, bool]]:
     """(name, value, whether the value is a secret) of each header, in the order sent.
 
@@ -130,7 +136,9 @@ def _headers(
     yield "User-Agent", USER_AGENT, False
     if target == Target.WALLET:
         for name, value in (custom_headers or {}).items():
-            yield name, reveal(value) if reveal else value, True
+            # The trace context is the service's own (a webhook stored before it was).
+            if name.lower() != TRACEPARENT:
+                yield name, reveal(value) if reveal else value, True
         if auth and auth["type"] == "basic":
             password = reveal(auth["password"]) if reveal else ""
             credentials = base64.b64encode(f"{auth['username']}:{password}".encode()).decode()
@@ -143,6 +151,8 @@ def _headers(
     yield "webhook-timestamp", timestamp, False
     if signature is not None:
         yield "webhook-signature", signature, False
+    if traceparent is not None:
+        yield TRACEPARENT, traceparent, False
 
 
 def _grant(auth: Mapping | None, reveal: Callable[[str], str]) -> TokenGrant | None:

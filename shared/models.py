@@ -219,6 +219,9 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # The W3C trace context the producer sent with the event (version 00, 55 characters), or
+    # the publish span's; every attempt of every round continues it. None: none was sent.
+    traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
 
 
 class Delivery(Base):
@@ -260,6 +263,8 @@ class Delivery(Base):
 
     __table_args__ = (
         Index("ix_deliveries_event_id", "event_id"),
+        # The operator's delivery log, newest first, reads this index from its end.
+        Index("ix_deliveries_created_at", "created_at"),
         Index("ix_deliveries_wallet_id_created_at", "wallet_id", "created_at"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_deliveries_webhook_id_status_created_at", "webhook_id", "status", "created_at"),
@@ -296,3 +301,46 @@ class Attempt(Base):
     duration_ms: Mapped[float] = mapped_column(Float)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ConsoleAccess(enum.StrEnum):
+    """How a console session was opened; stored as its value."""
+
+    OPERATOR = "operator"  # with ADMIN_TOKEN
+    TENANT = "tenant"  # with a tenant's API key
+    LINK = "link"  # with a single-use link the operator made for one wallet
+
+
+class ConsoleLink(Base):
+    """A single-use link to one wallet's console (`POST /console/links`).
+
+    Only the token's SHA-256 is kept: the link itself is shown once, to the operator.
+    """
+
+    __tablename__ = "console_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ConsoleSession(Base):
+    """A signed-in console. The browser's cookie holds the token, signed with SECRET_KEY; the
+    database holds its SHA-256 only, so a dump cannot make a cookie, and signing out (deleting
+    the row) ends every copy of it."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    access: Mapped[str] = mapped_column(String(16))  # a ConsoleAccess
+    # LINK: the wallet it opens. TENANT: found again from the key on every request.
+    wallet_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("wallets.id", ondelete="CASCADE"), nullable=True
+    )
+    # What is checked again on every request: the tenant's stored key hash (a removed key ends
+    # the session), or a keyed digest of ADMIN_TOKEN (a changed token ends it).
+    credential: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

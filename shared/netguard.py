@@ -21,8 +21,19 @@ from shared import deadline
 EXTRA_BLOCKED = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("192.0.0.0/24"))
 
 
+# What a tenant reads of a refusal: where its URL resolves inside the operator's network is
+# the operator's to know (their log has it), not the tenant's.
+REFUSED = "refused by the network guard"
+
+
 class BlockedDestination(NewConnectionError):
-    """The destination resolved only to addresses the guard refuses."""
+    """The destination resolved only to addresses the guard refuses. Its message names no
+    address; `host` and `addresses` are for the operator's log."""
+
+    def __init__(self, conn, host: str, addresses: list[str]):
+        super().__init__(conn, REFUSED)
+        self.host = host
+        self.addresses = sorted(set(addresses))
 
 
 class AddressPolicy:
@@ -76,9 +87,7 @@ def _open_socket(conn, policy: AddressPolicy | None):
             last_error = exc
     if last_error is not None:
         raise last_error
-    raise BlockedDestination(
-        conn, f"refused by the network guard: {host} resolves to {', '.join(sorted(set(refused)))}"
-    )
+    raise BlockedDestination(conn, host, refused)
 
 
 def _new_conn(conn, policy: AddressPolicy | None):

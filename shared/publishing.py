@@ -41,6 +41,7 @@ from shared.settings import Settings
 from shared.store import events as stored
 from shared.store.rows import NewEvent, NewKey, Outgoing
 from shared.timeutil import isoformat, utcnow
+from shared.tracing import valid_traceparent
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class PublishedEvent:
     @property
     def types(self) -> list[str]:
         return [] if self.replayed else [self.type]
+
+    @property
+    def ids(self) -> list[uuid.UUID]:
+        return [self.id]
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class PublishedBatch:
     deliveries: list[Outgoing] = field(default_factory=list)
     replayed: bool = False
     types: list[str] = field(default_factory=list)  # of the events stored
+    ids: list[uuid.UUID] = field(default_factory=list)  # of the events stored
 
 
 MAX_BATCH = 100
@@ -98,11 +104,20 @@ def publish(
     data: dict,
     dispatch: Dispatch | None = None,
     metrics: MetricsRecorder | None = None,
+    traceparent: str | None = None,
 ) -> PublishedEvent:
-    """Publish one state change from a producer in this process: store, commit, send."""
+    """Publish one state change from a producer in this process: store, commit, send.
+
+    `traceparent`: the producer's W3C trace context, which every attempt then continues."""
     with db.statements() as conn:
         published = publish_event(
-            conn, settings, wallet_id, event_type, data, sending=dispatch is not None
+            conn,
+            settings,
+            wallet_id,
+            event_type,
+            data,
+            sending=dispatch is not None,
+            traceparent=valid_traceparent(traceparent),
         )
     send_after_commit(db, dispatch, published.deliveries)
     if metrics is not None:
@@ -119,13 +134,15 @@ def publish_event(
     sending: bool = True,
     idempotency_key: str | None = None,
     key_scope: uuid.UUID | None = None,
+    traceparent: str | None = None,
 ) -> PublishedEvent:
     """Store the event and its deliveries; the caller commits, then sends their tasks.
 
     `sending`: the caller sends the tasks after the commit (otherwise the sweep does). The
     idempotency key is scoped to `key_scope`, the caller's wallet (by default the event's).
+    `traceparent` (valid W3C, version 00) is stored with the event for its attempts.
     """
-    event = _new_event(settings, wallet_id, event_type, data, utcnow(), sending)
+    event = _new_event(settings, wallet_id, event_type, data, utcnow(), sending, traceparent)
     key = None
     if idempotency_key is not None:
         request = _request_hash("event", [(wallet_id, event_type, data)])
@@ -144,6 +161,7 @@ def publish_events(
     sending: bool = True,
     idempotency_key: str | None = None,
     key_scope: uuid.UUID | None = None,
+    traceparent: str | None = None,
 ) -> PublishedBatch:
     """Store 1 to 100 events together, or none of them; the caller commits and sends.
 
@@ -151,7 +169,7 @@ def publish_events(
     InvalidInput naming its index (`events[3].data.state: ...`). The events are ordered as
     given: each one's time is a microsecond after the previous one's. The deliveries are those
     of publishing the events one by one. The key's scope is `key_scope`, else the first
-    event's wallet.
+    event's wallet. Every event is stored with `traceparent`.
     """
     if not 1 <= len(events) <= MAX_BATCH:
         raise InvalidInput(f"events: from 1 to {MAX_BATCH} events, got {len(events)}")
@@ -160,7 +178,9 @@ def publish_events(
     for index, item in enumerate(events):
         moment = now + timedelta(microseconds=index)
         try:
-            event = _new_event(settings, item.wallet_id, item.type, item.data, moment, sending)
+            event = _new_event(
+                settings, item.wallet_id, item.type, item.data, moment, sending, traceparent
+            )
         except InvalidInput as exc:
             raise InvalidInput(f"events[{index}].{exc.detail}") from None
         new.append(event)
@@ -172,10 +192,20 @@ def publish_events(
     deliveries, replay = _store(conn, new, key)
     if replay is not None:
         return PublishedBatch(replay, [], True)
-    return PublishedBatch(body, deliveries, types=[event.type for event in new])
+    return PublishedBatch(
+        body, deliveries, types=[event.type for event in new], ids=[event.id for event in new]
+    )
 
 
-def _new_event(settings: Settings, wallet_id, event_type, data, now: datetime, sending: bool):
+def _new_event(
+    settings: Settings,
+    wallet_id,
+    event_type,
+    data,
+    now: datetime,
+    sending: bool,
+    traceparent: str | None = None,
+):
     kind = check_event(event_type, data)
     event_id = uuid.uuid4()
     return NewEvent(
@@ -189,6 +219,7 @@ def _new_event(settings: Settings, wallet_id, event_type, data, now: datetime, s
         global_url=settings.global_webhook_url or None,
         record_key=record_key(kind, data),
         global_ordered=settings.global_webhook_ordering == Ordering.RECORD,
+        traceparent=traceparent,
     )
 
 

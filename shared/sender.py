@@ -8,6 +8,7 @@ guard checks the address actually connected to.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,9 +30,11 @@ from urllib3.util import parse_url
 from shared import deadline
 from shared.attempt_rules import ClientTLS, Request, TokenGrant
 from shared.client_tls import TLSContexts
-from shared.netguard import AddressPolicy, BlockedDestination, pool_classes
+from shared.netguard import REFUSED, AddressPolicy, BlockedDestination, pool_classes
 from shared.oauth2 import TokenCache, TokenUnavailable, fetch_token
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 4096  # receivers' answers are not needed; read a little, then hang up
 
@@ -106,6 +109,12 @@ class Sender:
                 self.tokens.drop(grant, token)  # refused: the next attempt gets a new one
             return SendResult(response.status, None, _elapsed_ms(started), _retry_after(response))
         except Exception as exc:  # every failure is a failed attempt, described without the URL
+            if isinstance(exc, BlockedDestination):
+                log.warning(
+                    "network guard refused a delivery: %s resolves to %s",
+                    exc.host,
+                    ", ".join(exc.addresses),
+                )
             error = self._describe(exc, limit, waiting_for_token=grant is not None and not token)
             return SendResult(None, error, _elapsed_ms(started))
         finally:
@@ -171,7 +180,7 @@ def _elapsed_ms(started: float) -> float:
 
 def describe_error(exc: Exception, timeout: float) -> str:
     if isinstance(exc, BlockedDestination):
-        return str(exc).split(": ", 1)[-1]
+        return REFUSED
     # urllib3 derives NameResolutionError from NewConnectionError, and that from
     # ConnectTimeoutError: test the narrowest first.
     if isinstance(exc, NameResolutionError):

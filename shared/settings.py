@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from shared.secret_box import check_key
@@ -24,6 +25,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # A header value every HTTP stack sends unchanged: visible ASCII with inner spaces only.
 HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?$")
 MIN_SECRET_BYTES = 24
+MIN_SECRET_KEY_LENGTH = 32
+# An origin a browser puts in frame-ancestors: scheme, host (a leading *. allowed), port.
+ORIGIN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 class SettingsError(ValueError):
@@ -80,6 +84,12 @@ class Settings:
     log_level: str = "INFO"
     # Fernet keys sealing webhook secrets at rest: the first seals, every one opens (rotation).
     secret_encryption_keys: tuple[str, ...] = ()
+    # The console and tracing.
+    secret_key: str | None = None  # signs console sessions; never stored in the database
+    console_frame_ancestors: tuple = ()  # origins that may frame a linked console
+    forwarded_allow_ips: str = "127.0.0.1,::1"  # proxies whose X-Forwarded-Proto web trusts
+    otel_exporter_otlp_endpoint: str | None = None  # spans are exported only when set
+    otel_service_name: str = "cloud-agent-webhooks"
 
     @property
     def max_attempts(self) -> int:
@@ -224,6 +234,37 @@ def _encryption_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     return keys
 
 
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    value = _text(env, "SECRET_KEY")
+    if value is not None and len(value) < MIN_SECRET_KEY_LENGTH:
+        # A secret: its length is said, never its value.
+        raise SettingsError(
+            f"SECRET_KEY: at least {MIN_SECRET_KEY_LENGTH} characters, got {len(value)}"
+        )
+    return value
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    value = _text(env, name)
+    if value is None:
+        return ()
+    origins = tuple(part for part in re.split(r"[\s,]+", value) if part)
+    for origin in origins:
+        if not ORIGIN.match(origin):
+            raise SettingsError(
+                f"{name}: expected origins like https://app.example.com, got {origin!r}"
+            )
+    return origins
+
+
+def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
+    """gunicorn's FORWARDED_ALLOW_IPS: addresses or CIDRs, or * for any."""
+    value = _text(env, "FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
+    if value != "*":
+        _networks({"FORWARDED_ALLOW_IPS": value}, "FORWARDED_ALLOW_IPS")
+    return value
+
+
 def _prefix(env: Mapping[str, str]) -> str:
     value = env.get("API_PREFIX", "/cloud-agent").strip()
     if value in ("", "/"):
@@ -284,6 +325,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idempotency_ttl=_number(env, "IDEMPOTENCY_TTL", 86400.0, float, 1, 30 * 86400),
         log_level=(_text(env, "LOG_LEVEL") or "INFO").upper(),
         secret_encryption_keys=_encryption_keys(env),
+        secret_key=_secret_key(env),
+        console_frame_ancestors=_origins(env, "CONSOLE_FRAME_ANCESTORS"),
+        forwarded_allow_ips=_forwarded_allow_ips(env),
+        otel_exporter_otlp_endpoint=_http_url(env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        otel_service_name=_text(env, "OTEL_SERVICE_NAME") or "cloud-agent-webhooks",
     )
 
 
@@ -308,5 +354,33 @@ def settings_or_exit() -> Settings:
     try:
         return require_running_settings(get_settings())
     except SettingsError as exc:
-        print(f"cloud-agent-webhooks: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _exit(exc)
+
+
+def check_web(settings: Settings) -> Settings:
+    """What `web` needs beyond the others: SECRET_KEY, which signs console sessions.
+
+    `make run` generates one for the embedded default; anywhere else it must be set, and the
+    same in every web process.
+    """
+    if settings.secret_key is None:
+        where = "in production" if settings.database_url.startswith("postgresql") else "here"
+        raise SettingsError(
+            f"SECRET_KEY: required {where} to sign console sessions: set it to a random value "
+            f"of at least {MIN_SECRET_KEY_LENGTH} characters, the same in every web process"
+        )
+    return settings
+
+
+def web_settings_or_exit(settings: Settings | None = None) -> Settings:
+    """`settings_or_exit()` (or `settings`) for the web process, which also needs SECRET_KEY."""
+    settings = settings or settings_or_exit()
+    try:
+        return check_web(settings)
+    except SettingsError as exc:
+        _exit(exc)
+
+
+def _exit(exc: SettingsError) -> NoReturn:
+    print(f"cloud-agent-webhooks: configuration error: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import re
 import socket
@@ -12,7 +13,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
 from shared.errors import InvalidInput
-from shared.netguard import AddressPolicy
+from shared.netguard import REFUSED, AddressPolicy
 from shared.settings import HEADER_VALUE, is_http_url
 
 MAX_URL_LENGTH = 2048
@@ -25,12 +26,13 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Headers the sender owns: letting a tenant set them would corrupt the request or forge
 # the signature.
 RESERVED_HEADERS = frozenset(
-    {"host", "content-length", "content-type", "transfer-encoding", "connection"}
+    {"host", "content-length", "content-type", "transfer-encoding", "connection", "traceparent"}
 )
 # How long registration waits for DNS when the network guard is on; the guard checks the
 # connected address at delivery anyway, so a slow or failing lookup is not a refusal.
 RESOLVE_TIMEOUT = 2.0
 _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="register-dns")
+log = logging.getLogger(__name__)
 
 
 def check_webhook_url(url: str) -> str:
@@ -79,10 +81,9 @@ def check_destination(
     except ValueError:
         addresses = _resolve(host, parts.port or (443 if parts.scheme == "https" else 80), resolve)
     if addresses and not any(policy.permits(address) for address in addresses):
-        raise InvalidInput(
-            f"url: refused by the network guard: {host} resolves to "
-            f"{', '.join(sorted(set(addresses)))}"
-        )
+        resolved = ", ".join(sorted(set(addresses)))
+        log.warning("network guard refused a registration: %s resolves to %s", host, resolved)
+        raise InvalidInput(f"url: {REFUSED}")
 
 
 def _resolve(host: str, port: int, resolve) -> list[str]:

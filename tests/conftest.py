@@ -22,6 +22,7 @@ from shared.settings import load_settings
 from tests.helpers import (
     ADMIN_TOKEN,
     DEFAULT_WALLET_KEY,
+    SECRET_KEY,
     TEST_ENCRYPTION_KEY,
     Tenant,
     onboard_tenant,
@@ -41,6 +42,8 @@ TABLES = (
     "wallets",
     "system_values",
     "idempotency_keys",
+    "console_links",
+    "console_sessions",
 )
 
 
@@ -63,6 +66,7 @@ def base_env(tmp_path_factory):
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "ADMIN_TOKEN": ADMIN_TOKEN,
+        "SECRET_KEY": SECRET_KEY,
         "DEFAULT_WALLET_AUTH_API_KEY": DEFAULT_WALLET_KEY,
         "WEBHOOK_RETRY_COUNTDOWN": "0.3",
         "WEBHOOK_TIMEOUT": "2",
@@ -144,6 +148,7 @@ def app(settings):
     application = create_app(settings)
     yield application
     application.extensions["cloud_agent_webhooks"].db.dispose()
+    application.extensions["cloud_agent_webhooks"].tracing.shutdown()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ DEFAULT_WALLET_KEY = "default-wallet-test-key-0123"
 # A fixed SECRET_ENCRYPTION_KEY (a Fernet key), so every process of a test run opens the same
 # sealed values.
 TEST_ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0wMTIzNDU2Nzg5YWI="
+SECRET_KEY = "test-console-secret-key-0123456789abcdef"
 INSTANCE = re.compile(r"^error:instance:[0-9a-f-]{36}$")
 
 

@@ -8,12 +8,13 @@ cloud-agent-webhooks generate-key   a new SECRET_ENCRYPTION_KEY
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from shared.settings import settings_or_exit
+from shared.settings import Settings, settings_or_exit, web_settings_or_exit
 
 # Run as a PaaS runs the Procfile; `release` is done once, before the others start.
 LONG_RUNNING = ("web", "worker", "beat")
@@ -48,7 +49,7 @@ def run() -> int:
         env["SECRET_ENCRYPTION_KEY"] = embedded_encryption_key(EMBEDDED_KEY_FILE)
     os.environ.update(env)
     try:
-        settings = settings_or_exit()
+        settings = _with_secret_key(settings_or_exit(), env)
         from tools.migrate import prepare_database
 
         prepare_database(settings)  # prints the default wallet's key when it generates one
@@ -93,6 +94,21 @@ def generate_key() -> int:
 
     print(new_key())
     return 0
+
+
+def _with_secret_key(settings: Settings, env: dict) -> Settings:
+    """The embedded default (SQLite) gets a SECRET_KEY kept in var/, printed when it is made;
+    with a PostgreSQL DATABASE_URL, a missing one stops here with the line web would print."""
+    if settings.secret_key is None and settings.database_url.startswith("sqlite"):
+        from tools.secret_key import embedded_secret_key
+
+        key, generated = embedded_secret_key(Path("var/secret_key"))
+        env["SECRET_KEY"] = os.environ["SECRET_KEY"] = key
+        settings = dataclasses.replace(settings, secret_key=key)
+        if generated:
+            # Shown once, like the default wallet's key; it stays in var/secret_key.
+            print(f"SECRET_KEY generated (kept in var/secret_key, shown once): {key}", flush=True)
+    return web_settings_or_exit(settings)
 
 
 def without_credentials(url: str) -> str:

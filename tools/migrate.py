@@ -7,7 +7,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.orm import Session
 
 from shared.db import Database
 from shared.secret_box import SecretBoxError, box_for
@@ -19,7 +18,7 @@ from shared.services.bootstrap import (
 )
 from shared.services.secrets_at_rest import seal_stored_secrets
 from shared.settings import Settings
-from shared.store.dialect import migration_transaction
+from shared.store.dialect import migration_lock
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -30,32 +29,32 @@ def alembic_config() -> Config:
     return config
 
 
-def _seal_secrets(session: Session, settings: Settings) -> None:
+def _seal_secrets(db: Database, settings: Settings) -> None:
     """Every stored secret sealed with the first SECRET_ENCRYPTION_KEY; a key that cannot
     open them stops the start with one line."""
     try:
-        seal_stored_secrets(session, box_for(settings))
-        session.flush()
+        with db.transaction() as session:
+            seal_stored_secrets(session, box_for(settings))
     except SecretBoxError as exc:
         print(f"cloud-agent-webhooks: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
 
 def prepare_database(settings: Settings) -> None:
-    """Run the migrations and seal what is stored in clear (or under an older key), in one
-    transaction that one process at a time runs; then create the salt and the default wallet
-    if they are missing.
+    """Run the migrations and seal what is stored in clear (or under an older key), one
+    process at a time; then create the salt and the default wallet if they are missing.
 
     Idempotent and safe to run from several processes at once.
     """
-    db = Database(settings.database_url, 1, 0, settings.database_prepared_statements)
+    db = Database(settings.database_url, 2, 1, settings.database_prepared_statements)
     try:
-        with db.engine.connect() as connection, migration_transaction(connection):
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-            with Session(bind=connection) as session:
-                _seal_secrets(session, settings)
+        with db.engine.connect() as lock, migration_lock(lock):
+            with db.engine.connect() as connection:
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+            _seal_secrets(db, settings)
         with db.transaction() as session:
             ensure_system_webhook_rows(session)
             ensure_system_values(session)

@@ -26,6 +26,7 @@ from shared.services.retention import purge
 from shared.services.sweep import Broker, sweep
 from shared.store.stores import delivery_store
 from shared.throttle import WebhookLimiter
+from shared.tracing import tracing_for
 from worker.celery_app import celery_app, settings
 from worker.dispatch import DELIVER_TASK, SENT_AT, send_deliveries, send_later
 
@@ -83,6 +84,7 @@ class _Resources:
             ),
             outstanding=Outstanding(cls.broker, settings.wallet_queue_share),
             metrics=MetricsRecorder(settings.redis_url),
+            tracing=tracing_for(settings, "worker"),
         )
         cls.db = db
 

@@ -7,6 +7,7 @@ from flask import Flask
 
 
 def init_app(app: Flask, prefix: str) -> None:
-    from app.console.views import bp
+    from app.console import entry, views  # noqa: F401 - their routes join the blueprint
+    from app.console.blueprint import bp
 
     app.register_blueprint(bp, url_prefix=prefix + bp.url_prefix)

@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 from shared.attempt_rules import shown_headers
 from shared.models import Delivery, DeliveryStatus, Webhook
+from shared.services.delivery_log import Count
 from shared.services.overview import LastHour
 from shared.settings import Settings
 from shared.timeutil import as_utc
+from shared.tracing import event_traceparent
 
 MASK = "•••••• (hidden)"
 STATUSES = [status.value for status in DeliveryStatus]
@@ -22,16 +24,28 @@ def when(moment: datetime | None) -> str:
     return "—" if moment is None else as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def counted(count: Count) -> str:
+    """1,000+ when counting stopped at its cap."""
+    return f"{count.value:,}" + ("+" if count.at_least else "")
+
+
 def pretty_json(body: str | None) -> str:
     if body is None:
         return "(the event was removed by the retention purge)"
     return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
 
 
-def headers_sent(delivery: Delivery, webhook: Webhook | None, settings: Settings) -> list:
+def headers_sent(
+    delivery: Delivery, webhook: Webhook | None, settings: Settings, traceparent: str | None
+) -> list:
     """The request headers of each attempt, as the attempt's rules make them, with the values
-    of custom headers, credentials and signatures hidden."""
-    return shown_headers(delivery, webhook, settings, MASK)
+    of custom headers, credentials and signatures hidden. `traceparent`: the event's, stored."""
+    context = event_traceparent(traceparent, delivery.event_id)
+    if settings.otel_exporter_otlp_endpoint:
+        # Each attempt is a span of the trace, whose id the receiver gets as the parent's.
+        _, trace_id, _, flags = context.split("-")
+        context = f"00-{trace_id}-(the attempt's span id)-{flags}"
+    return shown_headers(delivery, webhook, settings, MASK, context)
 
 
 def new_secret(webhook: Webhook) -> dict:

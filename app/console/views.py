@@ -3,15 +3,13 @@ wallet scoping, as the API routes do."""
 
 from __future__ import annotations
 
-import functools
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException
+from flask import g, redirect, render_template, request, url_for
 
-from app.console import present, session
+from app.console import present
+from app.console.blueprint import acted, bp, signed_in
 from app.state import state
-from shared import __version__
 from shared.errors import ServiceError
 from shared.event_types import EVENT_TYPES, TEST_EVENT_TYPE
 from shared.models import FINISHED, Webhook
@@ -20,136 +18,7 @@ from shared.store.rows import Outgoing
 from shared.timeutil import utcnow
 
 PAGE = 25
-
-bp = Blueprint(
-    "console", __name__, template_folder="templates", static_folder="static", url_prefix="/console"
-)
-
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-
-
-@bp.before_request
-def _load_session():
-    g.console = session.load()
-    g.viewer, why = session.viewer_of(g.console)
-    if why:
-        g.console.sign_out(why)
-    if request.method == "POST":
-        # Under Referrer-Policy no-referrer browsers send `Origin: null`; the CSRF token and
-        # the SameSite=Strict cookie are what protect those.
-        origin = request.headers.get("Origin")
-        if origin and origin != "null" and origin != request.host_url.rstrip("/"):
-            abort(403, "This form was sent from another site.")
-        if not g.console.csrf_ok(request.form.get("csrf")):
-            abort(403, "This form is out of date. Reload the page and try again.")
-
-
-@bp.after_request
-def _secure(response):
-    if "console" in g:
-        session.save(g.console, response, bp_path())
-    response.headers.update(
-        {
-            "Content-Security-Policy": CSP,
-            "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer",
-            "X-Content-Type-Options": "nosniff",
-        }
-    )
-    if not request.path.startswith(bp_path() + "/static/"):
-        response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def bp_path() -> str:
-    return state().settings.api_prefix + bp.url_prefix
-
-
-@bp.app_template_filter("when")
-def _when(moment):
-    return present.when(moment)
-
-
-@bp.context_processor
-def _common():
-    return {
-        "viewer": g.get("viewer"),
-        "csrf": g.console.csrf if "console" in g else "",
-        "version": __version__,
-        "docs_url": state().settings.api_prefix + "/docs",
-    }
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    return render_template("console/error.html", code=exc.code, message=exc.description), exc.code
-
-
-@bp.errorhandler(ServiceError)
-def _service_error(exc: ServiceError):
-    return render_template("console/error.html", code=exc.status, message=exc.detail), exc.status
-
-
-def signed_in(admin: bool | None = None):
-    """Only for a signed-in viewer; `admin` True or False: only the operator, only a tenant."""
-
-    def decorate(view):
-        @functools.wraps(view)
-        def checked(*args, **kwargs):
-            if g.viewer is None:
-                return redirect(url_for("console.sign_in"))
-            if admin is not None and g.viewer.admin != admin:
-                abort(404)
-            return view(*args, **kwargs)
-
-        return checked
-
-    return decorate
-
-
-def back(default: str):
-    """To the page the form came from (a console page only), or `default`."""
-    target = request.form.get("next", "")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith(bp_path() + "/"):
-        target = url_for(default)
-    return redirect(target, 303)
-
-
-def acted(kind: str, text: str, default: str):
-    g.console.notice(kind, text)
-    return back(default)
-
-
-@bp.get("/")
-def home():
-    if g.viewer is None:
-        return redirect(url_for("console.sign_in"))
-    return redirect(url_for("console.overview_page" if g.viewer.admin else "console.webhook_list"))
-
-
-@bp.route("/sign-in", methods=["GET", "POST"])
-def sign_in():
-    error = None
-    if request.method == "POST":
-        kind = "admin" if request.form.get("kind") == "admin" else "tenant"
-        who, error = session.credentials_for(kind, request.form.get("secret", ""))
-        if who is not None:
-            g.console.sign_in(who)
-            return redirect(url_for("console.home"), 303)
-    notice = g.console.pop_notice()
-    status = 401 if error else 200
-    return render_template("console/sign_in.html", error=error, notice=notice), status
-
-
-@bp.post("/sign-out")
-def sign_out():
-    g.console.sign_out()
-    g.console.notice("info", "Signed out.")
-    return redirect(url_for("console.sign_in"), 303)
+MAX_OFFSET = delivery_log.COUNT_CAP - PAGE
 
 
 @bp.get("/webhooks")
@@ -258,36 +127,29 @@ def webhook_delete(webhook_id):
 @signed_in()
 def delivery_list():
     args = request.args
-    filters = {
-        "status": args.get("status") if args.get("status") in present.STATUSES else None,
-        "webhook": present.parse_uuid(args.get("webhook")),
-        "event": present.parse_uuid(args.get("event")),
-        "since": present.parse_time(args.get("since")),
-        "until": present.parse_time(args.get("until")),
-    }
-    offset = max(args.get("offset", 0, type=int), 0)
+    filters = delivery_log.DeliveryFilter(
+        status=args.get("status") if args.get("status") in present.STATUSES else None,
+        webhook_id=present.parse_uuid(args.get("webhook")),
+        event_id=present.parse_uuid(args.get("event")),
+        created_since=present.parse_time(args.get("since")),
+        created_before=present.parse_time(args.get("until")),
+    )
+    # Pages reach back as far as the count goes: older ones are found by their time.
+    offset = min(max(args.get("offset", 0, type=int), 0), MAX_OFFSET)
     with state().db.session() as db:
-        rows, total = delivery_log.list_deliveries(
-            db,
-            g.viewer.wallet_id,
-            offset,
-            PAGE,
-            filters["status"],
-            filters["webhook"],
-            filters["event"],
-            created_since=filters["since"],
-            created_before=filters["until"],
-        )
+        rows, more = delivery_log.list_deliveries(db, g.viewer.wallet_id, offset, PAGE, filters)
+        count = delivery_log.count_deliveries(db, g.viewer.wallet_id, filters)
         hooks = _visible_webhooks(db)
     kept = {key: value for key, value in args.items() if key != "offset" and value}
     pages = {
         "previous": _page_url(kept, offset - PAGE) if offset > 0 else None,
-        "next": _page_url(kept, offset + PAGE) if offset + PAGE < total else None,
+        "next": _page_url(kept, offset + PAGE) if more and offset + PAGE <= MAX_OFFSET else None,
+        "by_time": more and offset + PAGE > MAX_OFFSET,
     }
     return render_template(
         "console/deliveries.html",
         deliveries=rows,
-        total=total,
+        count=count,
         offset=offset,
         shown=len(rows),
         args=args,
@@ -295,7 +157,7 @@ def delivery_list():
         webhooks=hooks,
         pages=pages,
         notice=g.console.pop_notice(),
-        filtered=any(filters.values()),
+        filtered=filters != delivery_log.DeliveryFilter(),
     )
 
 
@@ -317,13 +179,14 @@ def delivery_page(delivery_id):
         delivery = delivery_log.get_delivery(db, g.viewer.wallet_id, delivery_id)
         attempts = delivery_log.attempts_of(db, delivery_id)
         webhook = db.get(Webhook, delivery.webhook_id) if delivery.webhook_id else None
-        body = overview.event_body(db, delivery.event_id)
-        headers = present.headers_sent(delivery, webhook, app_state.settings)
+        event = overview.stored_event(db, delivery.event_id)
+        traceparent = None if event is None else event.traceparent
+        headers = present.headers_sent(delivery, webhook, app_state.settings, traceparent)
     return render_template(
         "console/delivery.html",
         delivery=delivery,
         attempts=attempts,
-        body=present.pretty_json(body),
+        body=present.pretty_json(None if event is None else event.body),
         headers=headers,
         notice=g.console.pop_notice(),
         redeliverable=delivery.status in FINISHED and delivery.webhook_id,

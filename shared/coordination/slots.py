@@ -96,6 +96,17 @@ return handed
 """
 
 
+# KEYS: pace. ARGV: now, rate, keep. The next send of a rate-limited webhook goes no sooner
+# than 1/rate after the one before, whenever its message ran: returns the seconds to wait.
+_PACE = """
+local now, gap = tonumber(ARGV[1]), 1 / tonumber(ARGV[2])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local at = math.max(now, last + gap)
+redis.call('SET', KEYS[1], tostring(at), 'EX', ARGV[3])
+return tostring(at - now)
+"""
+
+
 @dataclass(frozen=True)
 class Slot:
     webhook: str
@@ -160,6 +171,7 @@ class Slots:
         self.owner = owner
         self._acquire = client.register_script(_ACQUIRE)
         self._finish = client.register_script(_FINISH)
+        self._pace = client.register_script(_PACE)
 
     def acquire(self, webhook: str, rate: int | None, reserved: bool = False) -> Slot | Refusal:
         run, speed, tat, _ = _keys(webhook)
@@ -207,6 +219,12 @@ class Slots:
         dead = [token for token in taken if token.decode().split("/", 1)[0] not in living]
         if dead:
             self.redis.zrem(run, *dead)
+
+    def pace(self, webhook: str, rate: int) -> float:
+        """Seconds to wait before sending to a rate-limited webhook. Its messages run at the
+        moments they reserved, but claiming takes more or less time: this spaces the requests
+        themselves, 1/rate apart."""
+        return float(self._pace(keys=[f"wh:{webhook}:pace"], args=[time.time(), rate, 60]))
 
     def give_back(self, slots: list[Slot]) -> None:
         """Handed-over slots nobody took (fewer deliveries waited than counted)."""

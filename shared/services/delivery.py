@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from shared import attempt_rules as rules
@@ -31,6 +32,10 @@ from shared.store.rows import Claim, FinishedAttempt, Outgoing
 from shared.store.stores import DirectStore
 from shared.throttle import Lease, WebhookLimiter
 from shared.timeutil import utcnow
+from shared.tracing import NoTracing
+
+if TYPE_CHECKING:
+    from shared.tracing_export import ExportedTracing
 
 log = logging.getLogger(__name__)
 RATE_CACHE_SECONDS = 5.0
@@ -101,6 +106,7 @@ class Deliverer:
     slots: Slots
     outstanding: Outstanding
     metrics: MetricsRecorder | None = None
+    tracing: NoTracing | ExportedTracing = field(default_factory=NoTracing)
     # Webhooks with deliveries this process parked for want of its threads, in turn order:
     # whenever an attempt ends, the next of them in turn has one waiting delivery take the
     # freed thread.
@@ -219,12 +225,16 @@ class Deliverer:
         claim = self.store.claim(delivery_id)
         if claim is None:
             return TaskResult(Outcome.SKIPPED)
-        request = rules.request_for(claim, self.settings, started)
+        trace = self.tracing.attempt(claim)
+        request = rules.request_for(claim, self.settings, started, trace.traceparent)
+        if held is not None and held.rate:
+            time.sleep(self.slots.pace(held.slot.webhook, held.rate))
         # The caps judge a webhook by its receiver's time alone, not by how long this
         # process took to claim and record on a busy machine.
         if lease is not None:
             self.limiter.sending(lease)
         result = self.sender.send(request)
+        trace.finished(result.status_code, result.error, result.duration_ms)
         took = result.duration_ms / 1000
         if lease is not None:
             self.limiter.answered(lease, took)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -21,35 +22,71 @@ def _visible(query, wallet_id: uuid.UUID | None):
     return query.where(Delivery.wallet_id == wallet_id, Delivery.target == Target.WALLET)
 
 
+@dataclass(frozen=True)
+class DeliveryFilter:
+    status: str | None = None
+    webhook_id: uuid.UUID | None = None
+    event_id: uuid.UUID | None = None
+    created_since: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Count:
+    """How many deliveries match, counted up to a cap: `at_least` means more than `value`."""
+
+    value: int
+    at_least: bool
+
+
+# Counting stops here, so that a page costs the same on a table of any length.
+COUNT_CAP = 1000
+
+
+def _matching(wallet_id: uuid.UUID | None, filters: DeliveryFilter):
+    query = _visible(select(Delivery), wallet_id)
+    if filters.created_since:
+        query = query.where(Delivery.created_at >= filters.created_since)
+    if filters.created_before:
+        query = query.where(Delivery.created_at < filters.created_before)
+    if filters.status:
+        query = query.where(Delivery.status == filters.status)
+    if filters.webhook_id == GLOBAL_WEBHOOK_ID:  # every wallet's row of it
+        query = query.where(Delivery.target == Target.GLOBAL)
+    elif filters.webhook_id:
+        query = query.where(Delivery.webhook_id == filters.webhook_id)
+    if filters.event_id:
+        query = query.where(Delivery.event_id == filters.event_id)
+    return query
+
+
 def list_deliveries(
     session: Session,
     wallet_id: uuid.UUID | None,
     offset: int,
     limit: int,
-    status: str | None = None,
-    webhook_id: uuid.UUID | None = None,
-    event_id: uuid.UUID | None = None,
-    created_since: datetime | None = None,
-    created_before: datetime | None = None,
-) -> tuple[list[Delivery], int]:
-    query = _visible(select(Delivery), wallet_id)
-    if created_since:
-        query = query.where(Delivery.created_at >= created_since)
-    if created_before:
-        query = query.where(Delivery.created_at < created_before)
-    if status:
-        query = query.where(Delivery.status == status)
-    if webhook_id == GLOBAL_WEBHOOK_ID:  # every wallet's row of it
-        query = query.where(Delivery.target == Target.GLOBAL)
-    elif webhook_id:
-        query = query.where(Delivery.webhook_id == webhook_id)
-    if event_id:
-        query = query.where(Delivery.event_id == event_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    filters: DeliveryFilter = DeliveryFilter(),
+) -> tuple[list[Delivery], bool]:
+    """A page of deliveries, newest first, and whether more follow (no count is needed)."""
     rows = session.scalars(
-        query.order_by(Delivery.created_at.desc(), Delivery.id).offset(offset).limit(limit)
+        _matching(wallet_id, filters)
+        .order_by(Delivery.created_at.desc(), Delivery.id)
+        .offset(offset)
+        .limit(limit + 1)
     ).all()
-    return list(rows), total
+    return list(rows[:limit]), len(rows) > limit
+
+
+def count_deliveries(
+    session: Session,
+    wallet_id: uuid.UUID | None,
+    filters: DeliveryFilter = DeliveryFilter(),
+    cap: int = COUNT_CAP,
+) -> Count:
+    """How many deliveries match, reading at most `cap` + 1 of them."""
+    first = _matching(wallet_id, filters).with_only_columns(Delivery.id).limit(cap + 1)
+    counted = session.scalar(select(func.count()).select_from(first.subquery()))
+    return Count(min(counted, cap), counted > cap)
 
 
 def get_delivery(session: Session, wallet_id: uuid.UUID | None, delivery_id: uuid.UUID):

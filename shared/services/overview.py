@@ -1,4 +1,4 @@
-"""Read-only queries behind the console: who a stored key hash belongs to, an event's body,
+"""Read-only queries behind the console: who a stored key hash belongs to, a stored event,
 wallets with their webhooks, and the last hour minute by minute."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.models import ApiKey, Attempt, Delivery, DeliveryStatus, Entity, Event, Wallet, Webhook
+from shared.services.delivery_log import COUNT_CAP, Count
 from shared.store.dialect import minute_of
 from shared.timeutil import as_utc
 
@@ -26,8 +27,11 @@ def wallet_for_key_hash(session: Session, key_hash: str) -> uuid.UUID | None:
     )
 
 
-def event_body(session: Session, event_id: uuid.UUID) -> str | None:
-    return session.scalar(select(Event.body).where(Event.id == event_id))
+def stored_event(session: Session, event_id: uuid.UUID):
+    """The event's body and trace context (`body`, `traceparent`), or None once purged."""
+    return session.execute(
+        select(Event.body, Event.traceparent).where(Event.id == event_id)
+    ).first()
 
 
 def wallets_with_webhooks(session: Session) -> list[tuple[Wallet | None, list[Webhook]]]:
@@ -51,8 +55,8 @@ class LastHour:
     deliveries: list[int]
     attempts: list[int]
     failed_attempts: list[int]
-    waiting: int  # now
-    pending: int  # now, in flight included
+    waiting: Count  # now
+    pending: Count  # now, in flight included
 
     @property
     def failure_rate(self) -> float | None:
@@ -79,8 +83,11 @@ def last_hour(session: Session, now: datetime) -> LastHour:
                 counts[index] += count
         return counts
 
-    def count(*where) -> int:
-        return session.scalar(select(func.count()).select_from(Delivery).where(*where)) or 0
+    def count(*where) -> Count:
+        # Capped: a backlog of millions costs the page no more than a thousand rows.
+        first = select(Delivery.id).where(*where).limit(COUNT_CAP + 1)
+        counted = session.scalar(select(func.count()).select_from(first.subquery()))
+        return Count(min(counted, COUNT_CAP), counted > COUNT_CAP)
 
     return LastHour(
         start=start,

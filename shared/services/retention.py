@@ -1,5 +1,5 @@
-"""Retention: events whose deliveries have all finished are deleted after RETENTION_DAYS, and
-idempotency keys after IDEMPOTENCY_TTL.
+"""Retention: events whose deliveries have all finished are deleted after RETENTION_DAYS,
+idempotency keys after IDEMPOTENCY_TTL, and console sessions and links once they are over.
 
 `purge_batch` and `expire_keys` take a session like every service. `purge`, the periodic job,
 runs them in transactions of its own, batch after batch (`Database.in_batches`), until nothing
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import Database
 from shared.models import UNFINISHED, Attempt, Delivery, Event
+from shared.services import console_access
 from shared.settings import Settings
 from shared.store import events
 from shared.timeutil import utcnow
@@ -57,10 +58,11 @@ def purge(
     batch_size: int = BATCH_SIZE,
     run_seconds: float = RUN_SECONDS,
 ) -> int:
-    """The periodic purge: expired keys first, whatever RETENTION_DAYS says, then old events
-    in batches, each committed on its own; the number of events removed."""
+    """The periodic purge: expired keys and console sessions first, whatever RETENTION_DAYS
+    says, then old events in batches, each committed on its own; the number of events removed."""
     with db.transaction() as session:
         expire_keys(session, settings, utcnow())
+        console_access.purge_expired(session, utcnow())
     if settings.retention_days <= 0:
         return 0
     cutoff = utcnow() - timedelta(days=settings.retention_days)

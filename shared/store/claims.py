@@ -46,6 +46,10 @@ _RETURNING = (
     Delivery.record_key,
     of_webhook(Webhook.auth).label("auth"),
     of_webhook(Webhook.tls).label("tls"),
+    select(Event.traceparent)
+    .where(Event.id == Delivery.event_id)
+    .scalar_subquery()
+    .label("traceparent"),
 )
 _CLAIMED = {
     "status": DeliveryStatus.IN_FLIGHT,

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlalchemy.engine import Connection, Engine
 
 # Any constant: it serialises concurrent releases and web starts on PostgreSQL.
@@ -57,14 +57,17 @@ def minute_of(conn: Connection, column):
 
 
 @contextmanager
-def migration_transaction(conn: Connection) -> Iterator[None]:
-    """One transaction for the migrations, committed at the end of the block, and serialised
-    across processes on PostgreSQL by a transaction-level advisory lock: it is released with
-    the transaction, so it holds behind a transaction-pooling PgBouncer too, where a session's
-    lock could stay with a pooled server connection. (SQLite has one writer anyway.)"""
+def migration_lock(conn: Connection) -> Iterator[None]:
+    """Serialise migrations across processes: on PostgreSQL, a transaction-level advisory lock
+    held by `conn` in a transaction open for the whole block (the migrations run on another
+    connection, free to commit as they go). Released with that transaction, it also holds
+    behind a transaction-pooling PgBouncer, where a session-level lock could stay behind with
+    a pooled server connection. SQLite has one writer anyway."""
     with conn.begin():
         if is_postgres(conn):
-            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            # A statement without parameters, its result read: no portal stays open to keep a
+            # snapshot, which a migration building an index concurrently would wait for.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})").scalar()
         yield
 
 

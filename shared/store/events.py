@@ -45,9 +45,9 @@ _PG_PUBLISH = CompiledOnce(
         WITH new AS (
             SELECT * FROM ROWS FROM (json_to_recordset(CAST(:events AS json)) AS (
                 id uuid, wallet_id uuid, type text, body text, created_at timestamptz,
-                notified boolean, record_key text, global_id uuid)
+                notified boolean, record_key text, global_id uuid, traceparent text)
             ) WITH ORDINALITY AS t(id, wallet_id, type, body, created_at, notified, record_key,
-                                   global_id, place)
+                                   global_id, traceparent, place)
         ), taken_key AS (
             INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at)
             SELECT CAST(:key_scope AS uuid), CAST(:key AS text), :key_hash, :key_response,
@@ -61,8 +61,9 @@ _PG_PUBLISH = CompiledOnce(
         ), go AS (
             SELECT CAST(:key AS text) IS NULL OR EXISTS (SELECT FROM taken_key) AS ok
         ), event AS (
-            INSERT INTO events (id, wallet_id, type, body, created_at)
-            SELECT id, wallet_id, type, body, created_at FROM new WHERE (SELECT ok FROM go)
+            INSERT INTO events (id, wallet_id, type, body, created_at, traceparent)
+            SELECT id, wallet_id, type, body, created_at, traceparent FROM new
+            WHERE (SELECT ok FROM go)
             RETURNING id
         ), ordered AS (
             -- A record's place in publish order, drawn in the order the events were given.
@@ -153,6 +154,7 @@ def _pg_params(events: list[NewEvent], key: NewKey | None) -> dict:
             "notified": e.notified,
             "record_key": e.record_key,
             "global_id": str(global_webhook_id(e.wallet_id)),
+            "traceparent": e.traceparent,
         }
         for e in events
     ]
@@ -239,6 +241,7 @@ def _sqlite_publish_one(conn: Connection, event: NewEvent, seq) -> list[Outgoing
             "type": event.type,
             "body": event.body,
             "created_at": now,
+            "traceparent": event.traceparent,
         },
     )
     if not event.notified:

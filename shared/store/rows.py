@@ -62,6 +62,7 @@ class Claim:
     record_key: str | None  # set when its webhook keeps each record's order
     auth: dict | None = None  # basic or oauth2, its secret sealed (shared.receiver_auth)
     tls: dict | None = None  # client certificate, sealed key, CA (shared.tls_material)
+    traceparent: str | None = None  # the event's trace context, as stored with it
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class NewEvent:
     global_url: str | None
     record_key: str | None = None  # the record it is about, for webhooks with record ordering
     global_ordered: bool = False  # the global webhook keeps each record's order
+    traceparent: str | None = None  # the producer's trace context (W3C), or the publish span's
 
 
 @dataclass(frozen=True)

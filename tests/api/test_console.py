@@ -133,3 +133,28 @@ def test_a_v1a_webhook_shows_its_public_key_and_never_a_private_one(client, tena
     assert "whpk_" in created and "whsec_" not in created and "whsk_" not in created
     listed = client.get(f"{CONSOLE}/webhooks").get_data(as_text=True)
     assert "v1a (Ed25519)" in listed and "whpk_" in listed
+
+
+def test_the_deliveries_page_counts_no_further_than_a_thousand(client, tenant):
+    tenant.add_webhook("http://example.com/acme")
+    for _ in range(11):
+        events = [{"type": "ConnectionUpdated", "data": connection_event()} for _ in range(100)]
+        published = client.post(
+            "/cloud-agent/events/batch", json={"events": events}, headers=tenant.headers
+        )
+        assert published.status_code == 202
+    sign_in(client, "tenant", tenant.api_key)
+    first = client.get(f"{CONSOLE}/deliveries").get_data(as_text=True)
+    assert "1–25 of 1,000+, newest first." in first and 'rel="next"' in first
+    last = client.get(f"{CONSOLE}/deliveries?offset=975").get_data(as_text=True)
+    assert "976–1000 of 1,000+" in last and 'rel="next"' not in last
+    assert "set “Created before”" in last
+    beyond = client.get(f"{CONSOLE}/deliveries?offset=50000").get_data(as_text=True)
+    assert "976–1000 of 1,000+" in beyond
+    few = client.get(f"{CONSOLE}/deliveries?status=delivered").get_data(as_text=True)
+    assert "No delivery matches these filters." in few
+    # The API pages on without counting: one row past the page says another follows.
+    page = client.get("/cloud-agent/events/deliveries?offset=950&limit=100", headers=tenant.headers)
+    assert len(page.json["contents"]) == 100 and "next" in page.json
+    end = client.get("/cloud-agent/events/deliveries?offset=1050&limit=50", headers=tenant.headers)
+    assert len(end.json["contents"]) == 50 and "next" not in end.json

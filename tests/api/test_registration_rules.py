@@ -27,8 +27,17 @@ def test_plain_http_is_refused(client, tenant):
 )
 def test_private_loopback_and_metadata_addresses_are_refused(client, tenant, host):
     body = assert_problem(register(client, tenant, f"https://{host}/hook"), 400, "BadRequest")
-    assert "network guard" in body["detail"]
+    assert body["detail"] == "url: refused by the network guard"
     assert client.get(WEBHOOKS, headers=tenant.headers).json["contents"] == []
+
+
+def test_the_tenant_is_not_told_what_a_name_resolves_to_the_operators_log_is(
+    client, tenant, caplog
+):
+    with caplog.at_level("WARNING", logger="shared.validation"):
+        body = assert_problem(register(client, tenant, "https://localhost/hook"), 400, "BadRequest")
+    assert "127.0.0.1" not in body["detail"] and "::1" not in body["detail"]
+    assert "localhost resolves to" in caplog.text and "127.0.0.1" in caplog.text
 
 
 def test_public_and_allowed_addresses_are_accepted(client, tenant):

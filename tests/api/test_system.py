@@ -14,9 +14,14 @@ def test_health_reports_the_version(client):
 def test_health_answers_503_when_the_database_is_unreachable(monkeypatch):
     from app import create_app
     from shared.settings import load_settings
+    from tests.helpers import SECRET_KEY
 
     settings = load_settings(
-        {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "ADMIN_TOKEN": "x"}
+        {
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "ADMIN_TOKEN": "x",
+            "SECRET_KEY": SECRET_KEY,
+        }
     )
     client = create_app(settings, dispatch=lambda ids: None).test_client()
     assert_problem(client.get("/cloud-agent/_system/health"), 503, "ServiceUnavailable")

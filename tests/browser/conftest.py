@@ -1,7 +1,9 @@
 """A real headless Chromium (Debian's `chromium` and `chromium-driver`) driven by Selenium,
 against the app served on a real port in this process, with a real worker behind it.
 
-The browser resolves no host but 127.0.0.1, as on a machine without internet access.
+The browser resolves no host name, as on a machine without internet access: it reaches only
+the loopback addresses the tests serve on (127.0.0.1, and 127.0.0.2 and 127.0.0.3 for pages of
+other sites that frame the console).
 Screenshots of each page land in var/screenshots/ for people to look at.
 """
 
@@ -49,8 +51,9 @@ def browser():
         "--disable-dev-shm-usage",
         "--disable-gpu",
         "--window-size=1280,1000",
-        # Offline: every name but the served app's address fails to resolve.
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        # Offline: every name but the served addresses fails to resolve.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE 127.0.0.2 , "
+        "EXCLUDE 127.0.0.3",
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)

@@ -7,37 +7,49 @@ import pytest
 from tests.processes import BIN, process_env
 from tools.processes import ROOT
 
+WEB = ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
 COMMANDS = [
     ["cloud-agent-webhooks", "migrate"],
-    ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
+    WEB,
     ["celery", "-A", "worker.celery_app", "worker", "--pool=solo"],
 ]
 
 
-def _start(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
+def lines_naming(variable: str, command: list[str], env: dict) -> list[str]:
+    """Start `command`; it must stop with status 2: the lines of its stderr naming `variable`."""
+    done = subprocess.run(
         [str(BIN / command[0]), *command[1:]],
         cwd=ROOT,
-        env=process_env(env),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+    assert done.returncode == 2, done.stderr
+    return [line for line in done.stderr.splitlines() if variable in line]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_processes_refuse_to_start_with_one_line(command):
-    done = _start(command, {"GLOBAL_WEBHOOK_URL": "ftp://example.com"})
-    assert done.returncode != 0
-    lines = [line for line in done.stderr.splitlines() if "GLOBAL_WEBHOOK_URL" in line]
+    env = process_env({"GLOBAL_WEBHOOK_URL": "ftp://example.com"})
+    lines = lines_naming("GLOBAL_WEBHOOK_URL", command, env)
     assert len(lines) == 1
     assert "must be an absolute http(s) URL" in lines[0]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_processes_refuse_to_start_without_the_encryption_key(command):
-    done = _start(command, {"SECRET_ENCRYPTION_KEY": ""})
-    assert done.returncode != 0
-    lines = [line for line in done.stderr.splitlines() if "SECRET_ENCRYPTION_KEY" in line]
+    lines = lines_naming(
+        "SECRET_ENCRYPTION_KEY", command, process_env({"SECRET_ENCRYPTION_KEY": ""})
+    )
     assert len(lines) == 1
     assert "required" in lines[0]
+
+
+@pytest.mark.parametrize("command", [WEB, ["cloud-agent-webhooks", "run"]])
+def test_web_refuses_to_start_in_production_without_a_secret_key(command):
+    env = process_env({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    env.pop("SECRET_KEY", None)
+    lines = lines_naming("SECRET_KEY", command, env)
+    assert len(lines) == 1
+    assert "required in production" in lines[0]

@@ -10,6 +10,7 @@ from app.base import Blueprint, ProblemSchema, page
 from app.resources.events.schemas import (
     IDEMPOTENCY_HEADER,
     IDEMPOTENCY_KEY_PATTERN,
+    TRACEPARENT_HEADER,
     DeliveryArgsSchema,
     DeliveryDetailSchema,
     DeliveryPageSchema,
@@ -24,6 +25,7 @@ from shared.errors import InvalidInput
 from shared.publishing import OPERATOR_SCOPE, EventInput, publish_event, publish_events
 from shared.services import delivery_log
 from shared.store.rows import Outgoing
+from shared.tracing import TRACEPARENT
 
 blp = Blueprint("events", __name__, url_prefix="/events", description="Events and deliveries")
 
@@ -47,6 +49,20 @@ def _event_wallet(wallet_id, body: dict, where: str = ""):
     return body["walletId"]
 
 
+def _publish(wallet_id, store) -> Response:
+    """Store the events (`store(conn, traceparent)`), send their tasks, answer 202 with the
+    stored bytes; within a publish span when spans are exported. The producer's `traceparent`
+    (or the span's, or none) is stored with the events for every attempt to carry on."""
+    app_state = state()
+    with app_state.tracing.publish(request.headers.get(TRACEPARENT), wallet_id) as trace:
+        with app_state.db.statements() as conn:
+            published = store(conn, trace.traceparent)
+        trace.published(published.ids, published.types)
+        app_state.published(published)
+    # The stored bytes themselves: what the client sees is exactly what targets receive.
+    return Response(published.body, status=202, mimetype="application/json")
+
+
 @blp.route("")
 class Events(MethodView):
     @caller(blp, TENANT_OR_ADMIN)
@@ -56,24 +72,24 @@ class Events(MethodView):
     @blp.alt_response(400, schema=ProblemSchema)
     @blp.alt_response(409, schema=ProblemSchema, description="Idempotency-Key used for another")
     @blp.alt_response(503, schema=ProblemSchema, description="The database is unreachable")
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER, TRACEPARENT_HEADER])
     def post(self, body, wallet_id):
         """Publish a state change; answered once the event and its deliveries are stored"""
         key = _idempotency_key()
-        app_state = state()
-        with app_state.db.statements() as conn:
-            published = publish_event(
+        settings = state().settings
+        return _publish(
+            wallet_id,
+            lambda conn, traceparent: publish_event(
                 conn,
-                app_state.settings,
+                settings,
                 _event_wallet(wallet_id, body),
                 body["type"],
                 body["data"],
                 idempotency_key=key,
                 key_scope=wallet_id or OPERATOR_SCOPE,
-            )
-        app_state.published(published)
-        # The stored bytes themselves: what the client sees is exactly what targets receive.
-        return Response(published.body, status=202, mimetype="application/json")
+                traceparent=traceparent,
+            ),
+        )
 
 
 @blp.route("/batch")
@@ -84,7 +100,7 @@ class EventBatch(MethodView):
     @blp.alt_response(400, schema=ProblemSchema, description="An invalid event; none is stored")
     @blp.alt_response(409, schema=ProblemSchema, description="Idempotency-Key used for another")
     @blp.alt_response(503, schema=ProblemSchema, description="The database is unreachable")
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER, TRACEPARENT_HEADER])
     def post(self, body, wallet_id):
         """Publish 1 to 100 state changes together: all are stored, or none"""
         key = _idempotency_key()
@@ -92,17 +108,18 @@ class EventBatch(MethodView):
             EventInput(_event_wallet(wallet_id, item, f"events[{i}]."), item["type"], item["data"])
             for i, item in enumerate(body["events"])
         ]
-        app_state = state()
-        with app_state.db.statements() as conn:
-            published = publish_events(
+        settings = state().settings
+        return _publish(
+            wallet_id,
+            lambda conn, traceparent: publish_events(
                 conn,
-                app_state.settings,
+                settings,
                 events,
                 idempotency_key=key,
                 key_scope=wallet_id or OPERATOR_SCOPE,
-            )
-        app_state.published(published)
-        return Response(published.body, status=202, mimetype="application/json")
+                traceparent=traceparent,
+            ),
+        )
 
 
 @blp.route("/deliveries")
@@ -112,17 +129,14 @@ class Deliveries(MethodView):
     @blp.response(200, DeliveryPageSchema)
     def get(self, args, wallet_id):
         """List deliveries, newest first"""
+        filters = delivery_log.DeliveryFilter(
+            args.get("status"), args.get("webhookId"), args.get("eventId")
+        )
+        offset, limit = args["offset"], args["limit"]
         with state().db.session() as session:
-            rows, total = delivery_log.list_deliveries(
-                session,
-                wallet_id,
-                args["offset"],
-                args["limit"],
-                args.get("status"),
-                args.get("webhookId"),
-                args.get("eventId"),
-            )
-        return page("DeliveryPage", rows, args["offset"], args["limit"], total)
+            rows, more = delivery_log.list_deliveries(session, wallet_id, offset, limit, filters)
+        # No count: one row past the page says whether another follows.
+        return page("DeliveryPage", rows, offset, limit, offset + len(rows) + more)
 
 
 @blp.route("/deliveries/<uuid:delivery_id>")

@@ -86,6 +86,19 @@ IDEMPOTENCY_HEADER = {
         "request, 409. Scoped to the caller's wallet."
     ),
 }
+TRACEPARENT_HEADER = {
+    "in": "header",
+    "name": "traceparent",
+    "required": False,
+    "schema": {
+        "type": "string",
+        "example": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    },
+    "description": (
+        "W3C trace context: every attempt to deliver these events sends the receiver a "
+        "`traceparent` of this trace. Absent or invalid: the service starts a trace."
+    ),
+}
 
 
 def _typed_event_schema(name: str) -> type[ma.Schema]:
