@@ -129,16 +129,17 @@ def set_current(deadline: Deadline | None) -> None:
     _current.deadline = deadline
 
 
-def resolve(host: str, port: int, deadline: Deadline | None) -> list:
-    """getaddrinfo, waited for at most until the attempt's deadline."""
+def resolve(host: str, port: int, deadline: Deadline | None, lookup=socket.getaddrinfo) -> list:
+    """`lookup` (getaddrinfo), waited for at most until the attempt's deadline; attempts to the
+    same host and port share one lookup."""
     if deadline is None or _is_address(host):
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return lookup(host, port, type=socket.SOCK_STREAM)
     key = (host, port)
     started = False
     with _lookups_lock:
         future = _lookups.get(key)
         if future is None:
-            future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+            future = _resolver.submit(lookup, host, port, type=socket.SOCK_STREAM)
             _lookups[key] = future
             started = True
     if started:  # outside the lock: a lookup already done runs its callback here and now

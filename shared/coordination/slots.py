@@ -96,6 +96,26 @@ return handed
 """
 
 
+# KEYS: run, speed. ARGV: token, now, ttl, slow cap, fast cap, keep. Takes every free slot;
+# returns them.
+_TAKE_FREE = """
+local run, speed = KEYS[1], KEYS[2]
+local token, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', run, '-inf', now - ttl)
+local slow_until = tonumber(redis.call('HGET', speed, 'slow') or '0')
+local fast_until = tonumber(redis.call('HGET', speed, 'fast') or '0')
+local cap = tonumber(ARGV[5])
+if slow_until > now or fast_until <= now then cap = tonumber(ARGV[4]) end
+local taken = {}
+for i = 1, cap - redis.call('ZCARD', run) do
+  local slot = token .. '.' .. i
+  redis.call('ZADD', run, now, slot)
+  taken[i] = slot
+end
+redis.call('EXPIRE', run, ARGV[6])
+return taken
+"""
+
 # KEYS: pace. ARGV: now, rate, keep. The next send of a rate-limited webhook goes no sooner
 # than 1/rate after the one before, whenever its message ran: returns the seconds to wait.
 _PACE = """
@@ -172,6 +192,7 @@ class Slots:
         self._acquire = client.register_script(_ACQUIRE)
         self._finish = client.register_script(_FINISH)
         self._pace = client.register_script(_PACE)
+        self._take_free = client.register_script(_TAKE_FREE)
 
     def acquire(self, webhook: str, rate: int | None, reserved: bool = False) -> Slot | Refusal:
         run, speed, tat, _ = _keys(webhook)
@@ -251,11 +272,10 @@ class Slots:
         return self.redis.zcard(run)
 
     def free(self, webhook: str) -> list[Slot]:
-        """Take every free slot of a webhook nothing runs for (the sweep's way to restart one
-        whose waiting deliveries have no attempt left to hand them a slot)."""
-        handed = []
-        while True:
-            slot = self.acquire(webhook, None, reserved=True)
-            if not isinstance(slot, Slot):
-                return handed
-            handed.append(slot)
+        """Take every free slot of a webhook at once (to restart one whose waiting deliveries
+        have no ending attempt to hand them a slot, or that just recovered)."""
+        run, speed, _, _ = _keys(webhook)
+        token = f"{self.owner}/{uuid.uuid4().hex}"
+        args = [token, time.time(), self.ttl, self.slow_cap, self.fast_cap, KEEP_SECONDS]
+        taken = self._take_free(keys=[run, speed], args=args)
+        return [Slot(webhook, slot.decode()) for slot in taken]
