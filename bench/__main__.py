@@ -18,7 +18,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 SCENARIOS = (
     "ceiling", "baseline", "floor", "floor_paced", "drain", "ingest", "latency", "latency_high",
     "isolation", "isolation_alone", "isolation_same_host", "isolation_many_hosts", "outage",
-    "purge", "batch", "ordered",
+    "purge", "batch", "ordered", "fairness", "slow_healthy", "locks", "scale_out",
 )  # fmt: skip
 
 
@@ -45,6 +45,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--outage-seconds", type=float, help="how long the outage receiver refuses (600; quick: 60)"
     )
+    parser.add_argument(
+        "--window", type=float,
+        help="seconds of load after the disturbance of fairness, slow_healthy and locks"
+        " (60; quick: 20)",
+    )  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="py-spy the worker and the web")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args(argv)
@@ -95,6 +100,7 @@ def main(argv=None) -> int:
         events=args.events or (2_000 if args.quick else 20_000),
         duration=args.duration or (8.0 if args.quick else 30.0),
         outage_seconds=args.outage_seconds or (60.0 if args.quick else 600.0),
+        window=args.window or (20.0 if args.quick else 60.0),
         warmup=2.0 if args.quick else 3.0,
         ceiling_seconds=3.0 if args.quick else 8.0,
         tail_seconds=8.0 if args.quick else 10.0,
@@ -147,7 +153,7 @@ def main(argv=None) -> int:
 
 def run(names, options, urls, registry, payload) -> dict[str, dict]:
     """Prepare the servers, the receiver and the tenants; then each scenario in turn."""
-    from bench import health, paced, producers, scenarios
+    from bench import fairness, health, locks, paced, producers, scale_out, scenarios
     from bench import purge as purge_scenario
     from bench.context import Context
     from bench.fixtures import flush_redis, make_tenant, recreate_database, server_versions
@@ -198,6 +204,10 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
             "purge": purge_scenario.purge,
             "batch": producers.batch,
             "ordered": producers.ordered,
+            "fairness": fairness.fairness,
+            "slow_healthy": fairness.slow_healthy,
+            "locks": locks.locks,
+            "scale_out": scale_out.scale_out,
         }
         results: dict[str, dict] = {}
         for name in names:

@@ -36,6 +36,7 @@ class Options:
     latency_high_rate: float = 400.0
     isolation_rate: float = 100.0
     outage_seconds: float = 600.0  # how long the outage scenario's receiver refuses
+    window: float = 60.0  # seconds fairness, slow_healthy and locks load after the disturbance
 
 
 @dataclass
@@ -63,9 +64,9 @@ class Context:
                 out = self.workdir / f"{name}-{number}.json"
                 out.unlink(missing_ok=True)
                 outs.append(out)
-                procs.append(
-                    self.registry.start(f"{name}-{number}", [*command, "--out", str(out)], None)
-                )
+                # The service's environment: a publisher seals and opens what the stack does.
+                command = [*command, "--out", str(out)]
+                procs.append(self.registry.start(f"{name}-{number}", command, self.stack.env))
             deadline = time.monotonic() + timeout
             for proc in procs:
                 code = proc.popen.wait(timeout=max(1.0, deadline - time.monotonic()))

@@ -70,19 +70,28 @@ class Tenant:
     wallet_id: uuid.UUID
     api_key: str
     url: str
+    webhook_id: uuid.UUID | None = None
 
 
 def make_tenant(
-    db: Database, settings: Settings, name: str, url: str, ordering: str = "none"
+    db: Database,
+    settings: Settings,
+    name: str,
+    url: str,
+    ordering: str = "none",
+    rate_limit: int | None = None,
 ) -> Tenant:
     """Wallet → entity → API key → one webhook, as an operator and the tenant would."""
     api_key = f"bench-{name}-{uuid.uuid4().hex}"
+    request = WebhookRequest(url, ordering=ordering, rate_limit=rate_limit)
     with db.transaction() as session:
         wallet = create_wallet(session, name)
         entity = create_entity(session, f"{name}-entity", wallet.id)
         register_api_key(session, api_key_salt(session, settings), entity.id, api_key)
-        create_webhook(session, settings, wallet.id, WebhookRequest(url, ordering=ordering))
-    return Tenant(name, wallet.id, api_key, url)
+        webhook = create_webhook(session, settings, wallet.id, request)
+        session.flush()
+        webhook_id = webhook.id
+    return Tenant(name, wallet.id, api_key, url, webhook_id)
 
 
 def connection_event() -> dict:

@@ -25,12 +25,16 @@ def _load(
     rate: float = 0.0,
     threads: int = 8,
     duration: float | None = None,
+    start_at: float | None = None,
 ):
+    """bench.load's command: the measured load begins at `start_at` (by default 2 s from now,
+    for the process to start, plus the warm-up)."""
     url = f"http://127.0.0.1:{port}/cloud-agent/events"
+    start_at = start_at or time.time() + 2.0 + ctx.options.warmup
     return ctx.python(
         "bench.load", "--url", url, "--keys", ",".join(keys),
         "--duration", str(duration or ctx.options.duration), "--threads", str(threads),
-        "--rate", str(rate), "--start-at", f"{time.time() + 2.0 + ctx.options.warmup:.3f}",
+        "--rate", str(rate), "--start-at", f"{start_at:.3f}",
         "--warmup", str(ctx.options.warmup),
     )  # fmt: skip
 

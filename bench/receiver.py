@@ -8,6 +8,9 @@ python -m bench.receiver [--fast-port P] [--stalled N]
   than the workers can send (the `receiver` row of the table checks that).
 - fast, paths starting with /stall: never answered (a hanging webhook on the same host as the
   healthy ones); the connection then answers nothing more.
+- fast, paths starting with /slow<ms> (e.g. /slow1500): an empty 200 after that many
+  milliseconds (a slow but healthy receiver); the connection's next request waits its turn.
+  The most such requests of a path open at once is kept (`peak_concurrent` in its stats).
 - stalled: N ports (8 by default: as many hanging hosts) that accept connections, read what
   comes, and never answer.
 
@@ -19,24 +22,44 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 MAX_HEAD = 64 * 1024
+SLOW = re.compile(r"/slow(\d+)")
 
 
 class Recorder:
     def __init__(self):
         self.paths: dict[str, list[tuple[str, float]]] = {}
+        self.open: dict[str, int] = {}  # slow path -> requests not answered yet
+        self.peak: dict[str, int] = {}  # slow path -> the most open at once since the reset
 
     def stats(self) -> dict:
         return {
-            path: {"count": len(rows), "first": rows[0][1], "last": rows[-1][1]}
+            path: {
+                "count": len(rows),
+                "first": rows[0][1],
+                "last": rows[-1][1],
+                "peak_concurrent": self.peak.get(path),
+            }
             for path, rows in self.paths.items()
             if rows
         }
+
+    def opened(self, path: str) -> None:
+        self.open[path] = self.open.get(path, 0) + 1
+        self.peak[path] = max(self.peak.get(path, 0), self.open[path])
+
+    def closed(self, path: str) -> None:
+        self.open[path] -= 1
+
+    def reset(self) -> None:
+        self.paths.clear()
+        self.peak = {path: count for path, count in self.open.items() if count}
 
 
 class FastProtocol(asyncio.Protocol):
@@ -45,15 +68,27 @@ class FastProtocol(asyncio.Protocol):
         self.buffer = b""
         self.transport = None
         self.stalled = False
+        self.late: tuple[asyncio.TimerHandle, str] | None = None  # a slow answer due
 
     def connection_made(self, transport):
         self.transport = transport
 
+    def connection_lost(self, exc) -> None:
+        if self.late is not None:  # the sender gave up before the slow answer
+            timer, path = self.late
+            timer.cancel()
+            self.recorder.closed(path)
+            self.late = None
+
     def data_received(self, data: bytes) -> None:
         if self.stalled:
             return
-        arrived = time.time()
-        buffer = self.buffer + data if self.buffer else data
+        self.buffer = self.buffer + data if self.buffer else data
+        if self.late is None:
+            self.serve(time.time())
+
+    def serve(self, arrived: float) -> None:
+        buffer = self.buffer
         replies = []
         while True:
             end = buffer.find(b"\r\n\r\n")
@@ -72,13 +107,31 @@ class FastProtocol(asyncio.Protocol):
             if reply is None:  # a stalling path: nothing more on this connection
                 self.stalled = True
                 break
-            replies.append(reply)
             buffer = buffer[total:]
+            if isinstance(reply, tuple):  # a slow path: later requests wait for its answer
+                self.answer_later(*reply)
+                break
+            replies.append(reply)
         self.buffer = buffer
         if replies:
             self.transport.write(b"".join(replies))
 
-    def handle(self, head: bytes, lowered: bytes, arrived: float) -> bytes | None:
+    def answer_later(self, path: str, seconds: float) -> None:
+        self.recorder.opened(path)
+        timer = asyncio.get_running_loop().call_later(seconds, self.answer, path)
+        self.late = (timer, path)
+
+    def answer(self, path: str) -> None:
+        self.late = None
+        self.recorder.closed(path)
+        if self.transport.is_closing():
+            return
+        self.transport.write(OK)
+        if self.buffer:
+            self.serve(time.time())
+
+    def handle(self, head: bytes, lowered: bytes, arrived: float):
+        """The reply; None for a stalling path; (path, seconds) for a slow one."""
         method, target = head.split(b" ", 2)[:2]
         path = target.decode("latin-1")
         if path.startswith("/_"):
@@ -89,12 +142,15 @@ class FastProtocol(asyncio.Protocol):
             stop = lowered.find(b"\r\n", start + 2)
             webhook_id = head[start + 13 : stop if stop >= 0 else None].strip().decode()
         self.recorder.paths.setdefault(path, []).append((webhook_id, arrived))
-        return None if path.startswith("/stall") else OK
+        if path.startswith("/stall"):
+            return None
+        slow = SLOW.match(path)
+        return (path, int(slow.group(1)) / 1000) if slow else OK
 
     def control(self, method: bytes, target: str) -> bytes:
         url = urlsplit(target)
         if url.path == "/_reset" and method == b"POST":
-            self.recorder.paths.clear()
+            self.recorder.reset()
             payload = {}
         elif url.path == "/_arrivals":
             path = parse_qs(url.query).get("path", ["/hook"])[0]
@@ -160,7 +216,8 @@ class ReceiverClient:
         self._call("/_reset", "POST")
 
     def stats(self, path: str) -> dict:
-        return self._call("/_stats").get(path, {"count": 0, "first": None, "last": None})
+        empty = {"count": 0, "first": None, "last": None, "peak_concurrent": None}
+        return self._call("/_stats").get(path, empty)
 
     def all_arrivals(self, path: str) -> list[tuple[str, float]]:
         """Every request recorded on `path`: [webhook-id, arrival time], repeats included."""

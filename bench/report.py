@@ -113,6 +113,9 @@ def rows(results: dict, peak_rss_mb: dict | None = None) -> list[Row]:
                 f"{during['p95_ms']} ms"),
         ]  # fmt: skip
     out += _producer_rows(results.get("batch", {}), results.get("ordered", {}))
+    from bench import report_tenants  # it builds on Row and ms above
+
+    out += report_tenants.rows(results)
     return out
 
 
