@@ -29,6 +29,13 @@ def send_deliveries(deliveries: Sequence[Outgoing]) -> None:
     _publish(list(zip(deliveries, entries, strict=True)))
 
 
+def send_released(deliveries: Sequence[Outgoing]) -> None:
+    """Tasks for deliveries a worker released from waiting in the database, on the retry
+    queue (`Outstanding.send`)."""
+    entries = outstanding().send([(d.id, d.wallet_id) for d in deliveries], released=True)
+    _publish(list(zip(deliveries, entries, strict=True)))
+
+
 def send_later(delivery: Outgoing, seconds: float) -> None:
     """The delivery's task, to run `seconds` from now: its moment under its webhook's rate
     limit is reserved already."""

@@ -28,7 +28,7 @@ from shared.store.stores import delivery_store
 from shared.throttle import WebhookLimiter
 from shared.tracing import tracing_for
 from worker.celery_app import celery_app, settings
-from worker.dispatch import DELIVER_TASK, SENT_AT, send_deliveries, send_later
+from worker.dispatch import DELIVER_TASK, SENT_AT, send_deliveries, send_later, send_released
 
 log = logging.getLogger(__name__)
 configure_logging(settings.log_level)
@@ -111,7 +111,7 @@ def deliver(self, delivery_id: str, **kwargs):
         # Its outstanding entry stays: the sweep sends it again once the database is back.
         log.warning("database unreachable (%s): delivery %s waits", _reason(exc), delivery_id)
         return Outcome.WAIT
-    send_after_commit(resources.db, send_deliveries, done.to_send)
+    send_after_commit(resources.db, send_released, done.to_send)
     if done.come_back_in is not None:
         _send_later(resources, message, done.come_back_in)
     if done.outcome != Outcome.RETRY:
@@ -203,8 +203,10 @@ def sweep_deliveries() -> int:
         broker.oldest_queued,
     )
     deliverer.outstanding.forget(swept.forget)
-    outgoing = swept.to_send + _restart(deliverer, swept.restart)
-    send_after_commit(resources.db, send_deliveries, outgoing)
+    restarted = _restart(deliverer, swept.restart)
+    send_after_commit(resources.db, send_deliveries, swept.to_send)
+    send_after_commit(resources.db, send_released, restarted)
+    outgoing = swept.to_send + restarted
     if outgoing:
         log.info("sweep sent %d deliveries", len(outgoing))
     return len(outgoing)

@@ -91,12 +91,17 @@ class Outstanding:
         self._send = client.register_script(_SEND)
 
     def send(
-        self, messages: Sequence[tuple[uuid.UUID, object]], due: float | None = None
+        self,
+        messages: Sequence[tuple[uuid.UUID, object]],
+        due: float | None = None,
+        released: bool = False,
     ) -> list[str]:
         """Register messages (delivery id, wallet id) about to be sent; each one's entry, in
         order (its queue is `queue_of(entry)`). First attempts share the first queue up to each
         wallet's share; with `due` (epoch seconds: a retry, or a delivery held for its rate
-        limit) they take the retry queue and are due then."""
+        limit) they take the retry queue and are due then. `released` deliveries (waiting ones
+        whose webhook can take them now) take the retry queue too: their webhook's slot is
+        theirs already, and behind their wallet's backlog it would stand idle."""
         now = time.time()
         by_wallet: dict[str, list] = defaultdict(list)
         order: dict[str, list[int]] = defaultdict(list)
@@ -105,7 +110,7 @@ class Outstanding:
             by_wallet[key].append((delivery_id, wallet_id))
             order[key].append(index)
         argv: list = [now, due if due is not None else now, KEEP_SECONDS, self.share]
-        argv += [queues.RETRY if due is not None else "", queues.FIRST]
+        argv += [queues.RETRY if due is not None or released else "", queues.FIRST]
         for entries in by_wallet.values():
             argv += [bulk_lane(entries[0][1]), len(entries)]
             argv += [f"{delivery_id}|{secrets.token_hex(4)}" for delivery_id, _ in entries]

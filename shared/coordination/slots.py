@@ -8,10 +8,12 @@ was taken, so that a slot whose worker died expires. A webhook's `rateLimit` is 
 generic cell rate algorithm: each delivery reserves the next free moment; one due later runs
 then (its message waits in a worker), and one due beyond the horizon waits in the database.
 
-When an attempt ends and deliveries of its webhook wait for a slot, its slot, and any other
-that is free, is handed to them (`Handover`): they are released with the slot already theirs,
-so a released delivery is never parked again, and the webhook's own pace decides how fast its
-waiting deliveries go.
+When an attempt of a fast webhook ends while a task of the same process waits for a slot, the
+slot stays taken and goes to that task (`keep`): a backlog flows through the cap without a
+trip through the database. Otherwise, when deliveries of the webhook wait in the database for
+a slot, its slot, and any other that is free, is handed to them: they are released with the
+slot already theirs, so a released delivery is never parked again, and the webhook's own pace
+decides how fast its waiting deliveries go.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ local fast_until = tonumber(redis.call('HGET', speed, 'fast') or '0')
 local slow = slow_until > now or fast_until <= now
 local cap = fast_cap
 if slow then cap = slow_cap end
-if redis.call('ZCARD', run) >= cap then return {0, '0'} end
+if redis.call('ZCARD', run) >= cap then
+  if slow then return {0, '1'} end
+  return {0, '0'}
+end
 if rate > 0 and reserved ~= '1' then
   local tat = tonumber(redis.call('GET', tat_key) or '0')
   if tat < now then tat = now end
@@ -60,8 +65,10 @@ return {1, '0'}
 
 # KEYS: run, speed, waiting, receipt ('' none). ARGV: token, now, took (-1: no request was
 # made), slow_after, remember, slow cap, fast cap, keep, most to hand over, the answer's status
-# (the receipt's value), how long the receipt lives.
-# Returns the slots handed over to waiting deliveries (this one's first), or none.
+# (the receipt's value), how long the receipt lives, '1' to pass the slot on to a task of this
+# process that waits for one (when the cap still has room for it).
+# Returns {'kept'} when the slot stays taken, to be passed on; else the slots handed over to
+# deliveries waiting in the database (this one's first), or none.
 _FINISH = """
 local run, speed, waiting_key = KEYS[1], KEYS[2], KEYS[3]
 if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[10], 'EX', ARGV[11]) end
@@ -77,13 +84,17 @@ if took >= 0 then
   end
   redis.call('EXPIRE', speed, keep)
 end
-redis.call('ZREM', run, token)
-local waiting = tonumber(redis.call('GET', waiting_key) or '0')
-if waiting <= 0 then return {} end
 local slow_until = tonumber(redis.call('HGET', speed, 'slow') or '0')
 local fast_until = tonumber(redis.call('HGET', speed, 'fast') or '0')
 local cap = fast_cap
 if slow_until > now or fast_until <= now then cap = slow_cap end
+if ARGV[12] == '1' and redis.call('ZCARD', run) <= cap then
+  redis.call('ZADD', run, now, token)
+  return {'kept'}
+end
+redis.call('ZREM', run, token)
+local waiting = tonumber(redis.call('GET', waiting_key) or '0')
+if waiting <= 0 then return {} end
 local n = math.min(waiting, cap - redis.call('ZCARD', run), most)
 local handed = {}
 for i = 1, n do
@@ -156,6 +167,7 @@ class Refusal:
 
     wait: float = 0.0
     reserved: bool = False  # the moment `wait` ahead is this delivery's: come back then
+    slow: bool = True  # at the cap of a webhook that is slow or not proven fast yet
 
 
 def _status(receipt: Receipt | None) -> str:
@@ -202,6 +214,8 @@ class Slots:
         code, value = self._acquire(keys=[run, speed, tat], args=args)
         if code == 1:
             return Slot(webhook, token, value == b"1")
+        if code == 0:
+            return Refusal(slow=value == b"1")
         return Refusal(float(value), reserved=code == 2)
 
     def finish(
@@ -210,13 +224,26 @@ class Slots:
         """The attempt ended after `took` seconds of the receiver's time (None: no request
         was made), with `receipt` kept; the slots handed over to deliveries waiting for one,
         at most `most`."""
+        return self._finished(slot, took, most, receipt, keep=False)[1]
+
+    def keep(
+        self, slot: Slot, took: float, most: int, receipt: Receipt | None = None
+    ) -> tuple[bool, list[Slot]]:
+        """As `finish`, but the slot stays taken when the webhook's cap still has room for it,
+        for a task of this process that waits for one: (True, []) then; else (False, the
+        slots handed over as `finish` hands them)."""
+        return self._finished(slot, took, most, receipt, keep=True)
+
+    def _finished(self, slot, took, most, receipt, keep: bool) -> tuple[bool, list[Slot]]:
         run, speed, _, waiting = _keys(slot.webhook)
         args = [slot.token, time.time(), -1 if took is None else took, self.slow_after]
         args += [self.remember, self.slow_cap, self.fast_cap, KEEP_SECONDS, most]
-        args += [_status(receipt), int(self.ttl) + 60]
+        args += [_status(receipt), int(self.ttl) + 60, "1" if keep else "0"]
         keys = [run, speed, waiting, receipt.key if receipt else ""]
         handed = self._finish(keys=keys, args=args)
-        return [Slot(slot.webhook, token.decode()) for token in handed]
+        if handed == [b"kept"]:
+            return True, []
+        return False, [Slot(slot.webhook, token.decode()) for token in handed]
 
     def receipts(self, attempts) -> dict:
         """{(delivery id, round, number): status code or None} of the receipts kept for

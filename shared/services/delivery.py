@@ -6,7 +6,10 @@ never reach the receiver: this process's threads (`shared.throttle`: slow webhoo
 hold a bounded share of them, and each host a bounded number) and the webhook's slots across
 every worker (`shared.coordination.slots`: its cap on attempts at once, and its rate limit). A
 delivery that gets no share waits in the database, with no attempt spent; one whose rate-limit
-moment is a few seconds away comes back then.
+moment is a few seconds away comes back then. A fast webhook's delivery at the cap first waits
+in its thread, up to SLOT_WAIT_SECONDS, for a slot of an attempt of this process to end: a
+backlog then goes through the cap at the receiver's pace, where parking each delivery and
+releasing it again would cost two statements and a message each.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -39,6 +43,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RATE_CACHE_SECONDS = 5.0
+# A fast webhook's attempts end within `slow_after` (1 s): one of them frees a slot by then,
+# and a thread never waits longer (should the webhook turn slow, its cap shrinks and the
+# waiting deliveries park).
+SLOT_WAIT_SECONDS = 1.0
+# Slots freed in other processes pass on to nobody here: a waiting task tries for one this
+# often.
+SLOT_WAIT_SLICE = 0.2
+# A slot goes from task to task in one process for this long after it was taken, then it is
+# freed for every process's waiting tasks: one process's tasks do not keep a webhook's slots
+# to themselves while another's wait.
+SLOT_KEEP_SECONDS = 0.25
+
+
+class _SlotWaiter:
+    """A task of this process waiting for a slot of its webhook."""
+
+    def __init__(self):
+        self.given = threading.Event()
+        self.slot: Slot | None = None
+        self.taken_at = 0.0  # when the slot given was taken (time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -113,6 +137,9 @@ class Deliverer:
     parked: dict = field(default_factory=dict)
     _parked_lock: threading.Lock = field(default_factory=threading.Lock)
     _rates: dict = field(default_factory=dict)  # webhook -> (rate limit, read at)
+    # Tasks waiting for a slot of their (fast) webhook, oldest first, by webhook.
+    _slot_waiters: dict = field(default_factory=dict)
+    _waiters_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def settings(self) -> Settings:
@@ -129,25 +156,30 @@ class Deliverer:
     def _run(self, message: Message) -> TaskResult:
         if message.webhook is None or message.host is None:
             return self._attempt(message.delivery_id, None, None)  # from an older release
+        rate = self._rate(message.webhook, message.rate)
+        slot: Slot | Refusal
+        taken_at = time.monotonic()
+        if message.slot:
+            slot = Slot(message.webhook, message.slot)
+        else:
+            slot = self.slots.acquire(message.webhook, rate, message.reserved)
+            if isinstance(slot, Refusal) and not (rate or slot.wait or slot.slow):
+                slot, taken_at = self._wait_for_slot(message.webhook) or (slot, taken_at)
+        if isinstance(slot, Refusal):
+            return self._refused(message, slot)
+        # The thread share comes after the slot: a task waiting for a slot holds no share of
+        # its host that other webhooks there could use.
         lease = self.limiter.acquire(message.webhook, message.host)
         if lease is None:
             self.store.park(message.delivery_id, "the worker's threads for slow webhooks")
             with self._parked_lock:
                 self.parked.setdefault(message.webhook, None)
-            released = []
-            if message.slot:  # the slot handed to it goes on to the next one
-                released = self._pass_on(_Held(Slot(message.webhook, message.slot), 0), None, None)
-            return TaskResult(Outcome.WAIT, to_send=released)
-        rate = self._rate(message)
-        slot: Slot | Refusal
-        if message.slot:
-            slot = Slot(message.webhook, message.slot)
-        else:
-            slot = self.slots.acquire(message.webhook, rate, message.reserved)
-        if isinstance(slot, Refusal):
-            self.limiter.release(lease)
-            return self._refused(message, slot)
-        held = _Held(slot, rate)
+            # Freed, not handed on: the next waiting delivery would need these same threads,
+            # and would come back parked, round and round. The webhook's running attempts take
+            # the free slot for its waiting deliveries as they end.
+            self.slots.finish(slot, None, 0)
+            return TaskResult(Outcome.WAIT)
+        held = _Held(slot, rate, taken_at)
         done = TaskResult(Outcome.SKIPPED)
         try:
             done = self._attempt(message.delivery_id, lease, held)
@@ -170,11 +202,63 @@ class Deliverer:
         self.slots.parked(message.webhook)
         return TaskResult(Outcome.WAIT)
 
+    def _wait_for_slot(self, webhook: str) -> tuple[Slot, float] | None:
+        """A slot passed on by an attempt of this process that ended, or one freed in
+        another (tried for every SLOT_WAIT_SLICE), within SLOT_WAIT_SECONDS, with when it
+        was taken; or None."""
+        waiter = _SlotWaiter()
+        with self._waiters_lock:
+            self._slot_waiters.setdefault(webhook, deque()).append(waiter)
+        deadline = time.monotonic() + SLOT_WAIT_SECONDS
+        while not waiter.given.wait(SLOT_WAIT_SLICE):
+            last = time.monotonic() >= deadline
+            taken = self.slots.acquire(webhook, 0)
+            found = isinstance(taken, Slot)
+            if not (found or last):
+                continue
+            with self._waiters_lock:
+                waiting = self._slot_waiters.get(webhook)
+                if waiting is not None and waiter in waiting:  # it leaves the line
+                    waiting.remove(waiter)
+                    if not waiting:
+                        del self._slot_waiters[webhook]
+                    return (taken, time.monotonic()) if found else None
+            # Taken off the line just now: a slot is on its way, and one is enough.
+            if found:
+                self.slots.finish(taken, None, 0)
+            break
+        waiter.given.wait()
+        return waiter.slot, waiter.taken_at
+
+    def _next_waiter(self, webhook: str) -> _SlotWaiter | None:
+        with self._waiters_lock:
+            waiting = self._slot_waiters.get(webhook)
+            if not waiting:
+                return None
+            waiter = waiting.popleft()
+            if not waiting:
+                del self._slot_waiters[webhook]
+            return waiter
+
     def _pass_on(self, held: _Held, took: float | None, receipt: Receipt | None) -> list:
-        """The receiver answered (or no request was made): the slot, and any free one, go to
-        deliveries of the webhook waiting for one (a rate-limited webhook's wait for the
-        sweep, which paces them); the answer is kept as the attempt's receipt."""
+        """The receiver answered (or no request was made): the slot goes to a task of this
+        process waiting for one, or it and any free one go to deliveries of the webhook waiting
+        in the database (a rate-limited webhook's wait for the sweep, which paces them); the
+        answer is kept as the attempt's receipt."""
         most = 0 if held.rate else self.settings.max_in_flight_fast
+        webhook = held.slot.webhook
+        passing = time.monotonic() - held.taken_at < SLOT_KEEP_SECONDS
+        if took is not None and passing and not held.rate and self._slot_waiters.get(webhook):
+            kept, held.handed = self.slots.keep(held.slot, took, most, receipt)
+            if kept:
+                waiter = self._next_waiter(webhook)
+                if waiter is not None:
+                    waiter.slot, waiter.taken_at = held.slot, held.taken_at
+                    waiter.given.set()
+                    return []
+                # It gave up meanwhile: the slot goes as `finish` would have passed it.
+                held.handed = self.slots.finish(held.slot, None, most)
+            return []  # handed over once the attempt is recorded (`_attempt`)
         held.handed = self.slots.finish(held.slot, took, most, receipt)
         if took is not None:
             return []  # handed over once the attempt is recorded (`_attempt`)
@@ -191,14 +275,16 @@ class Deliverer:
             for outgoing, slot in zip(released, handed, strict=False)
         ]
 
-    def _rate(self, message: Message) -> int:
-        if message.rate is not None:
-            return message.rate
+    def _rate(self, webhook: str, told: int | None = None) -> int:
+        """The webhook's rate limit (0: none): as its message told, or read (and kept a
+        few seconds)."""
+        if told is not None:
+            return told
         now = time.monotonic()
-        known = self._rates.get(message.webhook)
+        known = self._rates.get(webhook)
         if known is None or now - known[1] > RATE_CACHE_SECONDS:
-            known = (self.store.rate_limit(uuid.UUID(message.webhook)), now)
-            self._rates[message.webhook] = known
+            known = (self.store.rate_limit(uuid.UUID(webhook)), now)
+            self._rates[webhook] = known
         return known[0]
 
     def _release_one_parked(self) -> list[Outgoing]:
@@ -213,12 +299,33 @@ class Deliverer:
                 if webhook is None:
                     return []
                 del self.parked[webhook]
+            slot = self._slot_for_parked(webhook)
+            if slot is None:
+                continue  # at its cap across the workers: it leaves the turns
             freed = self.store.release_waiting(uuid.UUID(webhook), 1)
             if freed:
                 with self._parked_lock:
                     self.parked.setdefault(webhook, None)  # to the back of the line
+                if isinstance(slot, Slot):
+                    return [freed[0]._replace(slot=slot.token)]
                 return freed
+            if isinstance(slot, Slot):
+                self.slots.give_back([slot])
             # Nothing of it waits (or its circuit is open): it leaves the turns.
+
+    def _slot_for_parked(self, webhook: str) -> Slot | bool | None:
+        """A slot for the parked delivery about to be released, taken before it goes: one
+        released to meet its webhook's cap would only be parked again, for every attempt
+        that ends in this process. None at the cap; then one more delivery counts as waiting
+        for a slot, so that the next of its attempts to end hands one over. True for a
+        rate-limited webhook: its delivery takes its moment when it runs."""
+        if self._rate(webhook):
+            return True
+        slot = self.slots.acquire(webhook, 0)
+        if isinstance(slot, Refusal):
+            self.slots.parked(webhook)
+            return None
+        return slot
 
     def _attempt(self, delivery_id: uuid.UUID, lease: Lease | None, held: _Held | None):
         started = utcnow()
@@ -280,4 +387,5 @@ class _Held:
 
     slot: Slot
     rate: int
+    taken_at: float  # time.monotonic() when the slot was taken (before any task passed it on)
     handed: list[Slot] | None = None  # the slots passed on; None while it is held
