@@ -182,6 +182,12 @@ def figures(requests: list, arrivals: dict[str, float], since: float, until: flo
     delays = sorted(
         arrivals[r[3]] - r[0] if r[3] in arrivals else math.inf for r in chosen if r[2] == 202
     )
+    # From the 202 answer to the arrival: the delivery's own share, without the web's queue.
+    after_answer = sorted(
+        arrivals[r[3]] - r[0] - r[1] if r[3] in arrivals else math.inf
+        for r in chosen
+        if r[2] == 202
+    )
     return {
         "seconds": round(until - since, 1) if math.isfinite(until) else None,
         "requests": len(chosen),
@@ -190,6 +196,9 @@ def figures(requests: list, arrivals: dict[str, float], since: float, until: flo
         "p50_ms": _ms(percentile(delays, 50)),
         "p95_ms": _ms(percentile(delays, 95)),
         "p99_ms": _ms(percentile(delays, 99)),
+        "answered_p50_ms": _ms(percentile(after_answer, 50)),
+        "answered_p95_ms": _ms(percentile(after_answer, 95)),
+        "answered_p99_ms": _ms(percentile(after_answer, 99)),
         "api_p50_ms": _ms(percentile(api, 50)),
         "api_p95_ms": _ms(percentile(api, 95)),
         "api_p99_ms": _ms(percentile(api, 99)),

@@ -45,6 +45,10 @@ def _fairness(result: dict) -> list[Row]:
             _three(calm)),
         Row("fairness", f"B while A's burst drains ({during['accepted']} events): "
             "p50 / p95 / p99", _three(during)),
+        Row("fairness", "B's publish request itself, without A → during A's burst: p95",
+            f"{ms(calm['api_p95_ms'])} → {ms(during['api_p95_ms'])}"),
+        Row("fairness", "B from its 202 answer to arrival, without A → during A's burst: p95",
+            f"{ms(calm['answered_p95_ms'])} → {ms(during['answered_p95_ms'])}"),
         Row("fairness", "B's p95 during A's burst", ms(during["p95_ms"], 0),
             f"≤ max(2 × {calm['p95_ms']:g}, 250) = {limit:g} ms", during["p95_ms"] <= limit),
         Row("fairness", f"A's {burst['events']:,} events: published in; first sent → last arrival",
@@ -83,6 +87,10 @@ def _slow_healthy(result: dict) -> list[Row]:
             _three(calm)),
         Row("slow_healthy", f"the same beside 3,000 to a 1.5 s receiver ({window}): "
             "p50 / p95 / p99", _three(during)),
+        Row("slow_healthy", "other tenant's publish request itself, before → beside: p95",
+            f"{ms(calm['api_p95_ms'])} → {ms(during['api_p95_ms'])}"),
+        Row("slow_healthy", "other tenant from its 202 answer to arrival, before → beside: p95",
+            f"{ms(calm['answered_p95_ms'])} → {ms(during['answered_p95_ms'])}"),
         Row("slow_healthy", "other tenant's p95 against no slow webhook", f"{ratio:.2f} ×",
             "≤ 2 ×", ratio <= 2),
         Row("slow_healthy", f"slow webhook: deliveries arrived in {window}; most open at once",
