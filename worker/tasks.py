@@ -215,7 +215,7 @@ def sweep_deliveries() -> int:
 def _restart(deliverer: Deliverer, webhooks) -> list:
     """Waiting deliveries of webhooks nothing runs for: as many as it has free slots (each
     with its slot), or, under a rate limit, as many as it takes in two sweeps (each reserves
-    its moment)."""
+    its moment). A webhook with attempts running gets them handed its slots."""
     outgoing = []
     alive = _Resources.alive
     for webhook in webhooks:
@@ -225,6 +225,10 @@ def _restart(deliverer: Deliverer, webhooks) -> list:
             outgoing += deliverer.store.release_waiting(webhook.id, count)
         elif deliverer.slots.running(str(webhook.id)) == 0:
             outgoing += deliverer.hand_over(webhook.id, deliverer.slots.free(str(webhook.id)))
+        else:
+            # Its running attempts hand their slots over as they end, if they know that
+            # deliveries wait.
+            deliverer.slots.expect_waiting(str(webhook.id), settings.max_in_flight_fast)
     return outgoing
 
 

@@ -127,6 +127,13 @@ redis.call('EXPIRE', run, ARGV[6])
 return taken
 """
 
+# KEYS: waiting. ARGV: count, keep. The count of deliveries waiting for a slot, at least `count`.
+_EXPECT = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+"""
+
 # KEYS: pace. ARGV: now, rate, keep. The next send of a rate-limited webhook goes no sooner
 # than 1/rate after the one before, whenever its message ran: returns the seconds to wait.
 _PACE = """
@@ -205,6 +212,7 @@ class Slots:
         self._finish = client.register_script(_FINISH)
         self._pace = client.register_script(_PACE)
         self._take_free = client.register_script(_TAKE_FREE)
+        self._expect = client.register_script(_EXPECT)
 
     def acquire(self, webhook: str, rate: int | None, reserved: bool = False) -> Slot | Refusal:
         run, speed, tat, _ = _keys(webhook)
@@ -283,6 +291,12 @@ class Slots:
         pipe.zrem(run, *[slot.token for slot in slots])
         pipe.set(waiting, 0, ex=KEEP_SECONDS)
         pipe.execute()
+
+    def expect_waiting(self, webhook: str, count: int) -> None:
+        """At least `count` deliveries of the webhook wait for a slot: its running attempts
+        hand theirs over as they end. (A park counted just before a handover that found fewer
+        than counted reset the count can leave deliveries waiting with none counted.)"""
+        self._expect(keys=[_keys(webhook)[3]], args=[count, KEEP_SECONDS])
 
     def parked(self, webhook: str) -> None:
         """One more delivery of the webhook waits in the database for a slot."""

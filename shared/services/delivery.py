@@ -7,9 +7,7 @@ hold a bounded share of them, and each host a bounded number) and the webhook's 
 every worker (`shared.coordination.slots`: its cap on attempts at once, and its rate limit). A
 delivery that gets no share waits in the database, with no attempt spent; one whose rate-limit
 moment is a few seconds away comes back then. A fast webhook's delivery at the cap first waits
-in its thread, up to SLOT_WAIT_SECONDS, for a slot of an attempt of this process to end: a
-backlog then goes through the cap at the receiver's pace, where parking each delivery and
-releasing it again would cost two statements and a message each.
+in its thread for a slot (`shared.coordination.waiters`).
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -28,6 +25,7 @@ from shared import attempt_rules as rules
 from shared.attempt_rules import ENDED, Outcome
 from shared.coordination.outstanding import Outstanding
 from shared.coordination.slots import Receipt, Refusal, Slot, Slots
+from shared.coordination.waiters import KEEP_SECONDS, SlotWaiters
 from shared.metrics import MetricsRecorder
 from shared.sender import Sender, SendResult
 from shared.services.health import HealthTracker
@@ -43,26 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RATE_CACHE_SECONDS = 5.0
-# A fast webhook's attempts end within `slow_after` (1 s): one of them frees a slot by then,
-# and a thread never waits longer (should the webhook turn slow, its cap shrinks and the
-# waiting deliveries park).
-SLOT_WAIT_SECONDS = 1.0
-# Slots freed in other processes pass on to nobody here: a waiting task tries for one this
-# often.
-SLOT_WAIT_SLICE = 0.2
-# A slot goes from task to task in one process for this long after it was taken, then it is
-# freed for every process's waiting tasks: one process's tasks do not keep a webhook's slots
-# to themselves while another's wait.
-SLOT_KEEP_SECONDS = 0.25
-
-
-class _SlotWaiter:
-    """A task of this process waiting for a slot of its webhook."""
-
-    def __init__(self):
-        self.given = threading.Event()
-        self.slot: Slot | None = None
-        self.taken_at = 0.0  # when the slot given was taken (time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -137,9 +115,7 @@ class Deliverer:
     parked: dict = field(default_factory=dict)
     _parked_lock: threading.Lock = field(default_factory=threading.Lock)
     _rates: dict = field(default_factory=dict)  # webhook -> (rate limit, read at)
-    # Tasks waiting for a slot of their (fast) webhook, oldest first, by webhook.
-    _slot_waiters: dict = field(default_factory=dict)
-    _waiters_lock: threading.Lock = field(default_factory=threading.Lock)
+    waiters: SlotWaiters = field(default_factory=SlotWaiters)  # tasks waiting for a slot
 
     @property
     def settings(self) -> Settings:
@@ -156,29 +132,29 @@ class Deliverer:
     def _run(self, message: Message) -> TaskResult:
         if message.webhook is None or message.host is None:
             return self._attempt(message.delivery_id, None, None)  # from an older release
-        rate = self._rate(message.webhook, message.rate)
-        slot: Slot | Refusal
-        taken_at = time.monotonic()
-        if message.slot:
-            slot = Slot(message.webhook, message.slot)
-        else:
-            slot = self.slots.acquire(message.webhook, rate, message.reserved)
-            if isinstance(slot, Refusal) and not (rate or slot.wait or slot.slow):
-                slot, taken_at = self._wait_for_slot(message.webhook) or (slot, taken_at)
-        if isinstance(slot, Refusal):
-            return self._refused(message, slot)
-        # The thread share comes after the slot: a task waiting for a slot holds no share of
-        # its host that other webhooks there could use.
-        lease = self.limiter.acquire(message.webhook, message.host)
+        given = Slot(message.webhook, message.slot) if message.slot else None
+        lease = self._thread_share(message, given)
         if lease is None:
-            self.store.park(message.delivery_id, "the worker's threads for slow webhooks")
-            with self._parked_lock:
-                self.parked.setdefault(message.webhook, None)
-            # Freed, not handed on: the next waiting delivery would need these same threads,
-            # and would come back parked, round and round. The webhook's running attempts take
-            # the free slot for its waiting deliveries as they end.
-            self.slots.finish(slot, None, 0)
             return TaskResult(Outcome.WAIT)
+        rate = self._rate(message.webhook, message.rate)
+        slot: Slot | Refusal = given or self.slots.acquire(message.webhook, rate, message.reserved)
+        taken_at = time.monotonic()
+        if isinstance(slot, Refusal) and not (rate or slot.wait or slot.slow):
+            # Waiting for a slot, it holds no share of its host that other webhooks there
+            # could use.
+            self.limiter.release(lease)
+            waited = self.waiters.wait(
+                message.webhook, lambda: self._free_slot(message.webhook), self._free
+            )
+            if waited is None:
+                return self._refused(message, slot)
+            slot, taken_at = waited
+            lease = self._thread_share(message, slot)
+            if lease is None:
+                return TaskResult(Outcome.WAIT)
+        if isinstance(slot, Refusal):
+            self.limiter.release(lease)
+            return self._refused(message, slot)
         held = _Held(slot, rate, taken_at)
         done = TaskResult(Outcome.SKIPPED)
         try:
@@ -189,6 +165,28 @@ class Deliverer:
                 done.to_send += self._pass_on(held, None, None)
         done.to_send += self._release_one_parked()
         return done
+
+    def _thread_share(self, message: Message, slot: Slot | None) -> Lease | None:
+        """This process's thread share for the delivery, or None: then it waits in the
+        database, and the slot it holds is freed, not handed on (the next waiting delivery
+        would need these same threads, and would come back parked, round and round; the
+        webhook's running attempts take the free slot for its waiting deliveries as they
+        end)."""
+        lease = self.limiter.acquire(message.webhook, message.host)
+        if lease is None:
+            self.store.park(message.delivery_id, "the worker's threads for slow webhooks")
+            with self._parked_lock:
+                self.parked.setdefault(message.webhook, None)
+            if slot is not None:
+                self.slots.finish(slot, None, 0)
+        return lease
+
+    def _free_slot(self, webhook: str) -> Slot | None:
+        slot = self.slots.acquire(webhook, 0)
+        return slot if isinstance(slot, Slot) else None
+
+    def _free(self, slot: Slot) -> None:
+        self.slots.finish(slot, None, 0)
 
     def _refused(self, message: Message, refusal: Refusal) -> TaskResult:
         """No slot: the webhook is at its cap, or its rate limit's next moment is later."""
@@ -202,44 +200,6 @@ class Deliverer:
         self.slots.parked(message.webhook)
         return TaskResult(Outcome.WAIT)
 
-    def _wait_for_slot(self, webhook: str) -> tuple[Slot, float] | None:
-        """A slot passed on by an attempt of this process that ended, or one freed in
-        another (tried for every SLOT_WAIT_SLICE), within SLOT_WAIT_SECONDS, with when it
-        was taken; or None."""
-        waiter = _SlotWaiter()
-        with self._waiters_lock:
-            self._slot_waiters.setdefault(webhook, deque()).append(waiter)
-        deadline = time.monotonic() + SLOT_WAIT_SECONDS
-        while not waiter.given.wait(SLOT_WAIT_SLICE):
-            last = time.monotonic() >= deadline
-            taken = self.slots.acquire(webhook, 0)
-            found = isinstance(taken, Slot)
-            if not (found or last):
-                continue
-            with self._waiters_lock:
-                waiting = self._slot_waiters.get(webhook)
-                if waiting is not None and waiter in waiting:  # it leaves the line
-                    waiting.remove(waiter)
-                    if not waiting:
-                        del self._slot_waiters[webhook]
-                    return (taken, time.monotonic()) if found else None
-            # Taken off the line just now: a slot is on its way, and one is enough.
-            if found:
-                self.slots.finish(taken, None, 0)
-            break
-        waiter.given.wait()
-        return waiter.slot, waiter.taken_at
-
-    def _next_waiter(self, webhook: str) -> _SlotWaiter | None:
-        with self._waiters_lock:
-            waiting = self._slot_waiters.get(webhook)
-            if not waiting:
-                return None
-            waiter = waiting.popleft()
-            if not waiting:
-                del self._slot_waiters[webhook]
-            return waiter
-
     def _pass_on(self, held: _Held, took: float | None, receipt: Receipt | None) -> list:
         """The receiver answered (or no request was made): the slot goes to a task of this
         process waiting for one, or it and any free one go to deliveries of the webhook waiting
@@ -247,15 +207,10 @@ class Deliverer:
         answer is kept as the attempt's receipt."""
         most = 0 if held.rate else self.settings.max_in_flight_fast
         webhook = held.slot.webhook
-        passing = time.monotonic() - held.taken_at < SLOT_KEEP_SECONDS
-        if took is not None and passing and not held.rate and self._slot_waiters.get(webhook):
+        passing = time.monotonic() - held.taken_at < KEEP_SECONDS
+        if took is not None and passing and not held.rate and self.waiters.any(webhook):
             kept, held.handed = self.slots.keep(held.slot, took, most, receipt)
-            if kept:
-                waiter = self._next_waiter(webhook)
-                if waiter is not None:
-                    waiter.slot, waiter.taken_at = held.slot, held.taken_at
-                    waiter.given.set()
-                    return []
+            if kept and not self.waiters.give(webhook, held.slot, held.taken_at):
                 # It gave up meanwhile: the slot goes as `finish` would have passed it.
                 held.handed = self.slots.finish(held.slot, None, most)
             return []  # handed over once the attempt is recorded (`_attempt`)

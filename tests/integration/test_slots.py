@@ -48,3 +48,16 @@ def test_a_slot_is_freed_not_kept_when_a_slow_answer_shrank_the_cap(slots):
     assert (kept, handed) == (False, [])
     assert slots.running(webhook) == 1
     assert isinstance(two, Slot)
+
+
+def test_deliveries_expected_to_wait_get_the_slots_of_attempts_that_end(slots):
+    webhook = _webhook()
+    slots.finish(slots.acquire(webhook, 0), 0.01, 0)  # fast: cap 2
+    running = slots.acquire(webhook, 0)
+    assert slots.finish(running, 0.01, 2) == []  # nobody counted as waiting
+    running = slots.acquire(webhook, 0)
+    slots.expect_waiting(webhook, 3)
+    slots.expect_waiting(webhook, 1)  # never lowers the count
+    handed = slots.finish(running, 0.01, 2)
+    assert len(handed) == 2  # its slot and the free one, each to a waiting delivery
+    assert slots.running(webhook) == 2
