@@ -134,14 +134,17 @@ if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
 end
 """
 
-# KEYS: pace. ARGV: now, rate, keep. The next send of a rate-limited webhook goes no sooner
-# than 1/rate after the one before, whenever its message ran: returns the seconds to wait.
+# KEYS: pace. ARGV: now, rate, keep. A rate-limited webhook's next request may go when 1/rate
+# has passed since the one before went: returns 0 (and notes that it goes now) or the seconds
+# to wait before asking again.
 _PACE = """
 local now, gap = tonumber(ARGV[1]), 1 / tonumber(ARGV[2])
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-local at = math.max(now, last + gap)
-redis.call('SET', KEYS[1], tostring(at), 'EX', ARGV[3])
-return tostring(at - now)
+if now >= last + gap then
+  redis.call('SET', KEYS[1], tostring(now), 'EX', ARGV[3])
+  return '0'
+end
+return tostring(last + gap - now)
 """
 
 
@@ -276,11 +279,17 @@ class Slots:
         if dead:
             self.redis.zrem(run, *dead)
 
-    def pace(self, webhook: str, rate: int) -> float:
-        """Seconds to wait before sending to a rate-limited webhook. Its messages run at the
-        moments they reserved, but claiming takes more or less time: this spaces the requests
-        themselves, 1/rate apart."""
-        return float(self._pace(keys=[f"wh:{webhook}:pace"], args=[time.time(), rate, 60]))
+    def pace(self, webhook: str, rate: int, most: float) -> None:
+        """Wait until a request to a rate-limited webhook may go (at most `most` seconds). Its
+        messages run at the moments they reserved, but claiming takes more or less time, and
+        a thread may be scheduled late: this spaces the requests themselves, at least 1/rate
+        apart from when the one before actually went."""
+        deadline = time.monotonic() + most
+        while True:
+            wait = float(self._pace(keys=[f"wh:{webhook}:pace"], args=[time.time(), rate, 60]))
+            if wait <= 0 or time.monotonic() + wait > deadline:
+                return
+            time.sleep(wait)
 
     def give_back(self, slots: list[Slot]) -> None:
         """Handed-over slots nobody took (fewer deliveries waited than counted)."""

@@ -290,7 +290,7 @@ class Deliverer:
         trace = self.tracing.attempt(claim)
         request = rules.request_for(claim, self.settings, started, trace.traceparent)
         if held is not None and held.rate:
-            time.sleep(self.slots.pace(held.slot.webhook, held.rate))
+            self.slots.pace(held.slot.webhook, held.rate, self.settings.webhook_timeout)
         # The caps judge a webhook by its receiver's time alone, not by how long this
         # process took to claim and record on a busy machine.
         if lease is not None:
