@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Flask, abort, request
 from flask_smorest import Api
 
-from app import console, docs, errors
+from app import console, docs, errors, turns
 from app.auth import SECURITY_SCHEMES
 from app.base import ProblemSchema
 from app.openapi import describe_input_rules
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
     console.init_app(app, prefix)
     errors.init_app(app)
     app.before_request(_refuse_large_bodies)
+    turns.init_app(app, settings.publish_concurrency_per_tenant)
     return app
 
 

@@ -65,6 +65,7 @@ class Settings:
     max_in_flight_per_host: int = 64  # per worker process
     max_in_flight_slow: int = 32  # per worker process, all slow webhooks together
     wallet_queue_share: int = 100
+    publish_concurrency_per_tenant: int = 2  # per web process; 0: no limit
     database_pool_size: int = 4
     database_max_overflow: int = 2
     circuit_failures: int = 5
@@ -305,6 +306,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_in_flight_per_webhook=_number(env, "WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK", 4, int, 1),
         max_in_flight_fast=_number(env, "WEBHOOK_MAX_IN_FLIGHT_FAST", 32, int, 1),
         wallet_queue_share=_number(env, "WALLET_QUEUE_SHARE", 100, int, 1),
+        publish_concurrency_per_tenant=_number(env, "PUBLISH_CONCURRENCY_PER_TENANT", 2, int, 0),
         database_pool_size=_number(env, "DATABASE_POOL_SIZE", 4, int, 1, 1000),
         database_max_overflow=_number(env, "DATABASE_MAX_OVERFLOW", 2, int, 0, 1000),
         max_in_flight_per_host=_number(env, "WEBHOOK_MAX_IN_FLIGHT_PER_HOST", 64, int, 1),
