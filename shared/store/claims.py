@@ -147,7 +147,10 @@ def park_blocked(conn: Connection, ids: list[uuid.UUID], params: dict) -> None:
 
 _PARK = (
     update(Delivery)
-    .where(Delivery.id == bindparam("delivery_id"), Delivery.status == DeliveryStatus.PENDING)
+    .where(
+        Delivery.id.in_(bindparam("delivery_ids", expanding=True)),
+        Delivery.status == DeliveryStatus.PENDING,
+    )
     .values(
         status=DeliveryStatus.WAITING,
         last_error=bindparam("reason"),
@@ -161,9 +164,13 @@ _PARK = (
 
 
 def park(
-    conn: Connection, delivery_id: uuid.UUID, reason: str, now: datetime, due: datetime | None
+    conn: Connection,
+    delivery_ids: list[uuid.UUID],
+    reason: str,
+    now: datetime,
+    due: datetime | None,
 ) -> None:
-    """A pending delivery that cannot have its attempt now waits in the database, with no
+    """Pending deliveries that cannot have their attempt now wait in the database, with no
     message anywhere, until `due` if given."""
-    params = {"delivery_id": delivery_id, "reason": f"waiting: {reason}", "now": now, "due": due}
+    params = {"delivery_ids": delivery_ids, "reason": f"waiting: {reason}", "now": now, "due": due}
     conn.execute(_PARK, params)

@@ -103,8 +103,18 @@ class DirectStore:
 
     def park(self, delivery_id: uuid.UUID, reason: str, due: datetime | None = None) -> None:
         """The delivery waits in the database (until `due`, if given), no attempt spent."""
+        self.park_many([(delivery_id, reason, due)])
+
+    def park_many(self, parks: list[tuple[uuid.UUID, str, datetime | None]]) -> list[None]:
+        """Park these (delivery id, reason, due): one statement per reason and due."""
+        alike: dict[tuple, list[uuid.UUID]] = {}
+        for delivery_id, reason, due in parks:
+            alike.setdefault((reason, due), []).append(delivery_id)
+        now = utcnow()
         with self.db.statements() as conn:
-            claims.park(conn, delivery_id, reason, utcnow(), due)
+            for (reason, due), ids in alike.items():
+                claims.park(conn, ids, reason, now, due)
+        return [None] * len(parks)
 
     def rate_limit(self, webhook_id: uuid.UUID) -> int:
         """The webhook's rate limit (0: none), for a message that did not carry it."""
@@ -121,7 +131,7 @@ class DirectStore:
 
 
 class BatchedStore(DirectStore):
-    """Claims and records of overlapping attempts as one statement per batch (PostgreSQL).
+    """Claims, records and parks of overlapping tasks as one statement per batch (PostgreSQL).
 
     The driver, the round trip, the planner and the commit are then paid once per batch;
     under light load a batch holds one delivery.
@@ -131,12 +141,17 @@ class BatchedStore(DirectStore):
         super().__init__(db, settings, worker_id)
         self._claims = Batcher(self.claim_many, "claim-batches")
         self._records = Batcher(self.record_many, "record-batches")
+        # A burst to a webhook at its cap parks a delivery per task, all at once.
+        self._parks = Batcher(self.park_many, "park-batches")
 
     def claim(self, delivery_id: uuid.UUID) -> Claim | None:
         return self._claims.submit(delivery_id)
 
     def record(self, attempt: FinishedAttempt) -> bool:
         return _raised(self._records.submit(attempt))
+
+    def park(self, delivery_id: uuid.UUID, reason: str, due: datetime | None = None) -> None:
+        self._parks.submit((delivery_id, reason, due))
 
 
 def _raised(outcome: bool | Exception) -> bool:

@@ -261,3 +261,26 @@ def test_hot_statements_are_prepared_on_the_server_unless_turned_off(db, setting
         assert prepared >= 1
     else:
         assert prepared == 0
+
+
+def test_parks_made_at_once_each_keep_their_reason_and_time(db, settings):
+    _, ids = _deliveries(db, settings, 12)
+    store = delivery_store(db, settings)
+    due = utcnow().replace(microsecond=0) + timedelta(seconds=30)
+
+    def park(delivery_id):
+        if ids.index(delivery_id) % 3 == 0:
+            store.park(delivery_id, "the webhook's rate limit", due)
+        else:
+            store.park(delivery_id, "the webhook has its share of attempts running")
+
+    _in_threads(park, ids)
+    for index, delivery_id in enumerate(ids):
+        row = _row(db, delivery_id)
+        assert row.status == "waiting"
+        if index % 3 == 0:
+            assert row.last_error == "waiting: the webhook's rate limit"
+            assert as_utc(row.next_attempt_at) == due
+        else:
+            assert row.last_error == "waiting: the webhook has its share of attempts running"
+            assert as_utc(row.next_attempt_at) < due
