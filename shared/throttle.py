@@ -100,6 +100,13 @@ class WebhookLimiter:
                 self._held[share] += 1
             return lease
 
+    def note_fast(self, webhook: str) -> None:
+        """Every worker's slots say the webhook answers quickly: trusted as fast here too, as
+        if this process had seen it answer (a slow answer here still makes it slow)."""
+        with self._lock:
+            state = self._webhooks.setdefault(webhook, _Webhook())
+            state.fast_until = max(state.fast_until, time.monotonic() + self.remember)
+
     def sending(self, lease: Lease) -> None:
         """The attempt's request starts now: from here until `answered`, its time is the
         receiver's."""

@@ -133,28 +133,35 @@ class Deliverer:
         if message.webhook is None or message.host is None:
             return self._attempt(message.delivery_id, None, None)  # from an older release
         given = Slot(message.webhook, message.slot) if message.slot else None
-        lease = self._thread_share(message, given)
-        if lease is None:
-            return TaskResult(Outcome.WAIT)
         rate = self._rate(message.webhook, message.rate)
-        slot: Slot | Refusal = given or self.slots.acquire(message.webhook, rate, message.reserved)
         taken_at = time.monotonic()
-        if isinstance(slot, Refusal) and not (rate or slot.wait or slot.slow):
-            # Waiting for a slot, it holds no share of its host that other webhooks there
-            # could use.
-            self.limiter.release(lease)
-            waited = self.waiters.wait(
-                message.webhook, lambda: self._free_slot(message.webhook), self._free
-            )
-            if waited is None:
+        if given is not None or rate:
+            # The thread share first: neither a slot handed over nor a moment under the rate
+            # limit is to be spent on a delivery that then waits for threads.
+            lease = self._thread_share(message, given)
+            if lease is None:
+                return TaskResult(Outcome.WAIT)
+            slot = given or self.slots.acquire(message.webhook, rate, message.reserved)
+            if isinstance(slot, Refusal):
+                self.limiter.release(lease)
                 return self._refused(message, slot)
-            slot, taken_at = waited
+        else:
+            # The slot first: it says whether the webhook answers quickly (every worker's
+            # view), which this process's thread shares then trust; and a task waiting for a
+            # slot holds no share of its host that other webhooks there could use.
+            slot = self.slots.acquire(message.webhook, 0)
+            if not slot.slow:
+                self.limiter.note_fast(message.webhook)
+            if isinstance(slot, Refusal) and not slot.slow:
+                waited = self.waiters.wait(
+                    message.webhook, lambda: self._free_slot(message.webhook), self._free
+                )
+                slot, taken_at = waited or (slot, taken_at)
+            if isinstance(slot, Refusal):
+                return self._refused(message, slot)
             lease = self._thread_share(message, slot)
             if lease is None:
                 return TaskResult(Outcome.WAIT)
-        if isinstance(slot, Refusal):
-            self.limiter.release(lease)
-            return self._refused(message, slot)
         held = _Held(slot, rate, taken_at)
         done = TaskResult(Outcome.SKIPPED)
         try:

@@ -58,15 +58,37 @@ class HealthTracker:
         self.settings = settings
         self._lock = threading.Lock()
         self._healthy_written: dict[uuid.UUID, float] = {}  # webhook -> monotonic time
+        self._writing_success: set[uuid.UUID] = set()  # webhooks a thread writes a success of
 
     def after_attempt(
         self, webhook_id: uuid.UUID, delivery_id: uuid.UUID, result: SendResult
     ) -> Noted:
         signal = rules.signal_of(result.status_code)
-        if signal == Signal.UP and self._recently_healthy(webhook_id):
+        if signal == Signal.UP and not self._writes_success(webhook_id):
             # Failures other processes counted since then were ended by the statement that
             # recorded this success (`shared.store.attempts.record`): nothing more to write.
             return Noted()
+        try:
+            return self._note(webhook_id, delivery_id, result, signal)
+        finally:
+            if signal == Signal.UP:
+                with self._lock:
+                    self._writing_success.discard(webhook_id)
+
+    def _writes_success(self, webhook_id: uuid.UUID) -> bool:
+        """Whether this success is to be written: not if one was written lately, nor while
+        another thread of this process writes one (a webhook's attempts that end together
+        would otherwise queue for its row's lock, one after the other)."""
+        with self._lock:
+            written = self._healthy_written.get(webhook_id)
+            if written is not None and time.monotonic() - written < SUCCESS_WRITE_INTERVAL:
+                return False
+            if webhook_id in self._writing_success:
+                return False
+            self._writing_success.add(webhook_id)
+            return True
+
+    def _note(self, webhook_id, delivery_id, result: SendResult, signal: Signal) -> Noted:
         noted = Noted()
         with self.db.transaction() as session:
             webhook = session.get(
@@ -99,11 +121,6 @@ class HealthTracker:
         if delivery is None or delivery.status != DeliveryStatus.FAILED:
             return []
         return operations.delivery_failed(session, self.settings, delivery, now)
-
-    def _recently_healthy(self, webhook_id: uuid.UUID) -> bool:
-        with self._lock:
-            written = self._healthy_written.get(webhook_id)
-        return written is not None and time.monotonic() - written < SUCCESS_WRITE_INTERVAL
 
 
 def note_success(webhook: Webhook, now: datetime) -> bool:
