@@ -195,7 +195,9 @@ def sweep_deliveries() -> int:
     except OperationalError as exc:
         log.warning("database unreachable (%s): the next sweep tries again", _reason(exc))
         return 0
-    log.info(
+    log.debug(
+        "sweep: %d messages overdue, %d forgotten, %d to send, %d webhooks to restart;"
+        " oldest queued %s",
         len(broker.overdue),
         len(swept.forget),
         len(swept.to_send),

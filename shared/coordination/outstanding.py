@@ -26,6 +26,7 @@ from shared.coordination import queues
 
 WALLETS = "out:wallets"  # the wallets' sets that have entries
 KEEP_SECONDS = 24 * 3600  # an idle wallet's set expires
+OVERDUE_CHUNK = 500  # wallets' sets read per round trip
 _NO_WALLET = "none"  # operational events about no wallet
 
 # KEYS: one set per wallet. ARGV: now, due, keep, share, the queue to take ('' = decide), the
@@ -128,16 +129,23 @@ class Outstanding:
         self.redis.zrem(wallet_key(wallet_id), entry)
 
     def overdue(self, before: float, limit: int = 5000) -> list[Entry]:
-        """Entries due before `before`: their messages should have ended by now."""
+        """Entries due before `before`: their messages should have ended by now.
+
+        One round trip per OVERDUE_CHUNK wallets, not per wallet: a sweep reads every wallet
+        with messages outstanding, and there may be thousands."""
         found: list[Entry] = []
-        for raw in self.redis.smembers(WALLETS):
-            key = raw.decode()
-            rows = self.redis.zrangebyscore(
-                key, "-inf", before, start=0, num=limit, withscores=True
-            )
-            if not rows and not self.redis.exists(key):
-                self.redis.srem(WALLETS, key)
-            found += [Entry(key, member.decode(), score) for member, score in rows]
+        keys = [raw.decode() for raw in self.redis.smembers(WALLETS)]
+        for start in range(0, len(keys), OVERDUE_CHUNK):
+            chunk = keys[start : start + OVERDUE_CHUNK]
+            pipe = self.redis.pipeline(transaction=False)
+            for key in chunk:
+                pipe.zrangebyscore(key, "-inf", before, start=0, num=limit, withscores=True)
+                pipe.exists(key)
+            answers = pipe.execute()
+            for key, rows, exists in zip(chunk, answers[::2], answers[1::2], strict=True):
+                if not rows and not exists:
+                    self.redis.srem(WALLETS, key)
+                found += [Entry(key, member.decode(), score) for member, score in rows]
             if len(found) >= limit:
                 break
         return found

@@ -188,13 +188,14 @@ def tend_circuits(
         .with_for_update(skip_locked=True, key_share=True)
     ).all()
     conn = session.connection()
+    live_probes = _live_probes(session, [w.probe_delivery_id for w in failing])
     for webhook in failing:
         since = webhook.status_since or now
         if now - since >= timedelta(seconds=settings.disable_after):
             disable(session, webhook, now, "failing for WEBHOOK_DISABLE_AFTER")
             outgoing += operations.webhook_changed(session, settings, webhook, now)
             continue
-        if webhook.probe_delivery_id is not None and _probe_is_stale(session, webhook):
+        if webhook.probe_delivery_id is not None and webhook.probe_delivery_id not in live_probes:
             # Its probe will not be attempted (parked at a cap, or failed when its worker died):
             # pick another now rather than wait for an outcome that never comes.
             webhook.probe_delivery_id = None
@@ -212,17 +213,27 @@ def tend_circuits(
                 webhook.next_probe_at = None
                 on_probe()
                 outgoing.append(probe)
-    for webhook_id in waiting.webhooks_with_waiting(conn):
-        webhook = session.get(Webhook, webhook_id)
-        if webhook is not None and webhook.status == WebhookStatus.DISABLED:
-            # Parked at a cap after it was disabled: recorded, never attempted.
-            waiting.fail_waiting(conn, webhook_id, "webhook disabled", now)
+    session.flush()  # the webhooks disabled just now count below
+    for webhook_id in waiting.disabled_with_waiting(conn):
+        # Parked at a cap after it was disabled: recorded, never attempted.
+        waiting.fail_waiting(conn, webhook_id, "webhook disabled", now)
     return outgoing
 
 
-def _probe_is_stale(session: Session, webhook: Webhook) -> bool:
-    status = session.scalar(select(Delivery.status).where(Delivery.id == webhook.probe_delivery_id))
-    return status not in (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
+def _live_probes(session: Session, probe_ids: list) -> set:
+    """Of these probes, those that will still be attempted (pending or in flight): one
+    statement for every failing webhook, not one each."""
+    probe_ids = [probe_id for probe_id in probe_ids if probe_id is not None]
+    if not probe_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Delivery.id).where(
+                Delivery.id.in_(probe_ids),
+                Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)),
+            )
+        )
+    )
 
 
 def disable(session: Session, webhook: Webhook, now: datetime, reason: str) -> None:

@@ -138,10 +138,13 @@ def fail_waiting(conn: Connection, webhook_id: uuid.UUID, reason: str, now: date
     ).rowcount
 
 
-def webhooks_with_waiting(conn: Connection) -> list[uuid.UUID]:
-    """The webhooks that have deliveries waiting."""
-    waiting = select(Delivery.webhook_id).where(Delivery.status == WAITING).distinct()
-    return list(conn.scalars(waiting))
+def disabled_with_waiting(conn: Connection) -> list[uuid.UUID]:
+    """The disabled webhooks that have deliveries waiting."""
+    waiting = select(Delivery.webhook_id).where(Delivery.status == WAITING)
+    disabled = select(Webhook.id).where(
+        Webhook.status == WebhookStatus.DISABLED, Webhook.id.in_(waiting)
+    )
+    return list(conn.scalars(disabled))
 
 
 def webhooks_to_restart(conn: Connection, now: datetime) -> list:
