@@ -158,3 +158,21 @@ def test_the_deliveries_page_counts_no_further_than_a_thousand(client, tenant):
     assert len(page.json["contents"]) == 100 and "next" in page.json
     end = client.get("/cloud-agent/events/deliveries?offset=1050&limit=50", headers=tenant.headers)
     assert len(end.json["contents"]) == 50 and "next" not in end.json
+
+
+def test_the_operators_webhook_filter_takes_an_id_when_there_are_too_many_to_list(
+    client, tenant, monkeypatch
+):
+    from app.console import views
+
+    first = tenant.add_webhook("http://example.com/first")
+    tenant.add_webhook("http://example.com/second")
+    tenant.publish("ConnectionUpdated", connection_event())
+    sign_in(client, "admin", ADMIN_TOKEN)
+    listed = client.get(f"{CONSOLE}/deliveries").get_data(as_text=True)
+    assert '<select id="f-webhook"' in listed and "example.com/second" in listed
+    monkeypatch.setattr(views, "FILTER_CHOICES", 1)
+    page = client.get(f"{CONSOLE}/deliveries?webhook={first['id']}").get_data(as_text=True)
+    assert '<select id="f-webhook"' not in page and "example.com/second" not in page
+    assert f'name="webhook" value="{first["id"]}"' in page
+    assert page.count("example.com/first") == 1  # the one delivery, filtered by that id
