@@ -18,7 +18,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 SCENARIOS = (
     "ceiling", "baseline", "floor", "floor_paced", "drain", "ingest", "latency", "latency_high",
     "isolation", "isolation_alone", "isolation_same_host", "isolation_many_hosts", "outage",
-    "purge", "batch", "ordered", "fairness", "slow_healthy", "locks", "scale_out",
+    "purge", "batch", "ordered", "fairness", "slow_healthy", "locks", "scale_out", "size",
+    "burst", "web_servers",
 )  # fmt: skip
 
 
@@ -50,6 +51,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="seconds of load after the disturbance of fairness, slow_healthy and locks"
         " (60; quick: 20)",
     )  # fmt: skip
+    parser.add_argument(
+        "--size-rows", type=int,
+        help="deliveries (and about as many attempts) in the size scenario's history"
+        " (10,000,000; quick: 1,000,000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--burst-events", type=int, help="single events in the burst scenario (5,000; quick: 2,000)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the worker and the web")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args(argv)
@@ -101,6 +110,8 @@ def main(argv=None) -> int:
         duration=args.duration or (8.0 if args.quick else 30.0),
         outage_seconds=args.outage_seconds or (60.0 if args.quick else 600.0),
         window=args.window or (20.0 if args.quick else 60.0),
+        size_rows=args.size_rows or (1_000_000 if args.quick else 10_000_000),
+        burst_events=args.burst_events or (2_000 if args.quick else 5_000),
         warmup=2.0 if args.quick else 3.0,
         ceiling_seconds=3.0 if args.quick else 8.0,
         tail_seconds=8.0 if args.quick else 10.0,
@@ -122,7 +133,8 @@ def main(argv=None) -> int:
         "options": vars(options),
         "servers": dict(zip(("database", "redis", "baseline_redis"), urls, strict=True)),
     }
-    registry = Registry.fresh(ROOT / "var" / "bench")
+    # Per database: two benches on their own servers do not share (or wipe) each other's logs.
+    registry = Registry.fresh(ROOT / "var" / "bench" / urls[0].rsplit("/", 1)[-1])
     began = time.monotonic()
     try:
         results = run(args.only, options, urls, registry, payload)
@@ -153,12 +165,14 @@ def main(argv=None) -> int:
 
 def run(names, options, urls, registry, payload) -> dict[str, dict]:
     """Prepare the servers, the receiver and the tenants; then each scenario in turn."""
-    from bench import fairness, health, locks, paced, producers, scale_out, scenarios
+    from bench import fairness, health, locks, paced, producers, scale_out, scenarios, size
     from bench import purge as purge_scenario
+    from bench.burst import burst
     from bench.context import Context
     from bench.fixtures import flush_redis, make_tenant, recreate_database, server_versions
     from bench.procs import machine_facts
     from bench.receiver import ReceiverClient
+    from bench.servers import web_servers
     from bench.stack import Stack, service_env
     from shared.db import Database
     from shared.settings import load_settings
@@ -208,6 +222,9 @@ def run(names, options, urls, registry, payload) -> dict[str, dict]:
             "slow_healthy": fairness.slow_healthy,
             "locks": locks.locks,
             "scale_out": scale_out.scale_out,
+            "size": size.size,
+            "burst": burst,
+            "web_servers": web_servers,
         }
         results: dict[str, dict] = {}
         for name in names:

@@ -37,6 +37,8 @@ class Options:
     isolation_rate: float = 100.0
     outage_seconds: float = 600.0  # how long the outage scenario's receiver refuses
     window: float = 60.0  # seconds fairness, slow_healthy and locks load after the disturbance
+    size_rows: int = 10_000_000  # deliveries in the size scenario's history
+    burst_events: int = 5_000  # single events published at once in the burst scenario
 
 
 @dataclass

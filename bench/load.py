@@ -1,10 +1,13 @@
 """A load generator for POST /cloud-agent/events, run in processes of its own.
 
-python -m bench.load --url URL --keys K1,K2 --duration S --threads T [--rate R] --out FILE
+python -m bench.load --url URL --keys K1,K2 --duration S --threads T [--rate R] [--count N]
+    --out FILE
 
 Threads with one keep-alive http.client connection each. Without --rate each thread posts as
 fast as the API answers (closed loop, for throughput); with --rate a pacer releases requests at
-fixed times and idle threads send them (open loop, for latency). Tenant keys take turns.
+fixed times and idle threads send them (open loop, for latency). Tenant keys take turns. With
+--count (closed loop only) the process stops after N requests in all, warm-up included, or at
+the end of --duration, whichever comes first: a burst of a fixed size.
 Writes {"requests": [[sent_at, seconds, status, event_id, key_index], ...], "late": n,
 "unsent": n, "start", "until", "finished", "warmup": {"requests": n, "accepted": n}}; slots
 still unsent 5 s after the end are dropped. With --warmup S the same load runs for S seconds
@@ -72,12 +75,25 @@ class Client:
         raise AssertionError("unreachable")
 
 
-def closed_loop(client: Client, threads: int, until: float, offset: int) -> tuple[list, int]:
+def closed_loop(
+    client: Client, threads: int, until: float, offset: int, count: int = 0
+) -> tuple[list, int]:
+    """Each thread posts again as soon as it has its answer, until `until` or, with `count`,
+    until the process has sent that many requests."""
     results: list = []
+    left = [count]
+    lock = threading.Lock()
+
+    def take() -> bool:
+        if not count:
+            return True
+        with lock:
+            left[0] -= 1
+            return left[0] >= 0
 
     def run(number: int) -> None:
         index = offset + number
-        while time.time() < until:
+        while time.time() < until and take():
             results.append(client.post(index))
             index += threads
 
@@ -133,6 +149,7 @@ def main() -> None:
     parser.add_argument("--start-at", type=float, default=0.0, help="time.time() to begin at")
     parser.add_argument("--offset", type=int, default=0, help="first key index (closed loop)")
     parser.add_argument("--warmup", type=float, default=0.0, help="seconds of load not reported")
+    parser.add_argument("--count", type=int, default=0, help="requests in all (closed loop)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     client = Client(args.url, args.keys.split(","))
@@ -143,7 +160,7 @@ def main() -> None:
     if args.rate > 0:
         results, late = open_loop(client, args.threads, begin, until, args.rate, start)
     else:
-        results, late = closed_loop(client, args.threads, until, args.offset)
+        results, late = closed_loop(client, args.threads, until, args.offset, args.count)
     warmup = [r for r in results if r[0] < start]
     with open(args.out, "w") as out:
         json.dump(

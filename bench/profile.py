@@ -1,8 +1,8 @@
 """Optional sampling profiles of the worker (`--profile`, needs py-spy: pip install py-spy).
 
 py-spy records only the thread holding the GIL (`--gil`): in a GIL-bound worker that is where
-the CPU goes. The raw (collapsed) stacks land in var/bench/; the report lists the functions
-with the largest share of the samples, inclusive and self.
+the CPU goes. The raw (collapsed) stacks land in var/bench/<database>/; the report lists the
+functions with the largest share of the samples, inclusive and self.
 """
 
 from __future__ import annotations

@@ -113,6 +113,8 @@ def rows(results: dict, peak_rss_mb: dict | None = None) -> list[Row]:
                 f"{during['p95_ms']} ms"),
         ]  # fmt: skip
     out += _producer_rows(results.get("batch", {}), results.get("ordered", {}))
+    out += _burst_rows(results.get("burst", {}), base, results.get("floor", {}))
+    out += _server_rows(results.get("web_servers", {}), results.get("floor", {}))
     from bench import report_tenants  # it builds on Row and ms above
 
     out += report_tenants.rows(results)
@@ -317,5 +319,149 @@ def _producer_rows(batch: dict, ordered: dict) -> list[Row]:
             ),
             Row("ordered", "inversions at the receiver, unordered webhook",
                 str(none["inversions"])),
+        ]  # fmt: skip
+    return out
+
+
+def _three_ms(result: dict, prefix: str = "") -> str:
+    """p50 / p95 / p99 in milliseconds."""
+    values = [result.get(f"{prefix}p{p}_ms") for p in (50, 95, 99)]
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return "n/a"
+    return " / ".join(f"{v:,.1f}" for v in values) + " ms"
+
+
+def _burst_rows(burst: dict, base: dict, floor: dict) -> list[Row]:
+    """A burst of single events with the API and the workers on the same cores."""
+    if "delivery_rate" not in burst:
+        return []
+    events = f"{burst['events']:,} single events, {burst['connections']} connections"
+    arrived = burst["arrived"]
+    note = "" if burst["complete"] else f" ({arrived:,} of {burst['accepted']:,} arrived)"
+    out = [
+        Row("burst", f"{events}: accepted events/s, first request → last 202",
+            rate(burst["publish_rate"])),
+        Row("burst", "  publish request p50 / p95 / p99", _three_ms(burst, "api_")),
+        Row("burst", "deliveries/s at the receiver, first → last arrival",
+            rate(burst["delivery_rate"]) + note),
+        Row("burst", "deliveries/s, first request → last arrival",
+            f"{rate(burst['end_to_end_rate'])} ({burst['end_to_end_s']:g} s)"),
+    ]  # fmt: skip
+    if base.get("rate"):
+        ratio = burst["delivery_rate"] / base["rate"]
+        out += [
+            Row("burst", "naive Celery baseline, same run", rate(base["rate"])),
+            Row("burst", "burst delivery (first → last arrival) / baseline", f"{ratio:.2f} ×",
+                "≥ 1 ×", ratio >= 1 and burst["complete"]),
+        ]  # fmt: skip
+    else:
+        out.append(Row("burst", "burst delivery / baseline", "baseline not run", "≥ 1 ×"))
+    refused = burst["requests"] - burst["accepted"]
+    if refused or not burst["complete"] or burst["duplicates"]:
+        out.append(Row("burst", "non-202 answers; not delivered; duplicates",
+                       f"{refused:,}; {burst['accepted'] - arrived:,}; {burst['duplicates']:,}",
+                       "0; 0; 0", False))  # fmt: skip
+    cost = burst.get("service_cpu_ms_per_delivered")
+    if cost:
+        per_task = floor.get("worker_cpu_ms_per_task")
+        total = f"{cost['total']:.2f} ms"
+        if per_task:
+            total += f" = {cost['total'] / per_task:.1f} × floor"
+        parts = " · ".join(f"{part} {cost[part]:.2f}" for part in cost if part not in (
+            "total", "delivered"))  # fmt: skip
+        out += [
+            Row("burst", "service CPU per delivered event", total),
+            Row("burst", "  by process, ms per delivered event", parts),
+        ]
+    return out
+
+
+SERVER_LABELS = {"gunicorn": "gunicorn gthread", "granian": "granian wsgi"}
+
+
+def _server_rows(result: dict, floor: dict) -> list[Row]:
+    """The API under each HTTP server, each figure beside gunicorn's."""
+    servers = result.get("servers")
+    if not servers:
+        return []
+    per_task = floor.get("worker_cpu_ms_per_task")
+    low, high = (f"{r:g}" for r in result["rates"])
+    reference = servers.get("gunicorn", {})
+    out = []
+
+    def versus(value, key_path) -> str:
+        """' · N × gunicorn' for a figure of a server other than gunicorn."""
+        base = reference
+        for key in key_path:
+            base = base.get(key, {}) if isinstance(base, dict) else {}
+        if not value or not isinstance(base, int | float) or not base or reference is server:
+            return ""
+        return f" · {value / base:.2f} × gunicorn"
+
+    for name, server in servers.items():
+        label = SERVER_LABELS.get(name, name)
+        if "error" in server:
+            out.append(Row("web_servers", f"{label}: did not complete",
+                           server["error"].splitlines()[0][:80], "", False))  # fmt: skip
+            continue
+        label += f" {server['processes']} × {server['threads']}"
+        closed = server["closed"]
+        out.append(Row(
+            "web_servers", f"{label}: accepted events/s, {closed['connections']} connections",
+            rate(closed["achieved_rate"]) + versus(closed["achieved_rate"],
+                                                   ("closed", "achieved_rate")),
+        ))  # fmt: skip
+        latency = _three_ms(closed) + versus(closed["p95_ms"], ("closed", "p95_ms"))
+        out.append(Row("web_servers", f"{label}: closed loop, request p50 / p95 / p99", latency))
+        for phase_key, figure in (("closed", "closed loop"), (f"rate_{low}", f"at {low}/s"),
+                                  (f"rate_{high}", f"at {high}/s")):  # fmt: skip
+            cost = server[phase_key]["web_cpu_ms_per_event"]
+            if not cost:
+                continue
+            shown = f"{cost:.2f} ms"
+            row = Row("web_servers", f"{label}: web CPU per accepted event, {figure}", shown)
+            if per_task:
+                ratio = cost / per_task
+                row.measured += f" = {ratio:.1f} × floor"
+                row.target, row.met = "≤ 2.5 × floor", ratio <= 2.5
+            row.measured += versus(cost, (phase_key, "web_cpu_ms_per_event"))
+            out.append(row)
+        for rate_key, limit in ((low, None), (high, 100.0)):
+            phase = server[f"rate_{rate_key}"]
+            offered = float(rate_key)
+            took, late = phase["achieved_rate"], phase["late_sends"]
+            # Sent late, a request's latency leaves out the time it waited for a client thread:
+            # a rate the clients could only keep by falling behind was not sustained.
+            sustained = (
+                took >= 0.95 * offered
+                and late <= 0.01 * phase["requests"]
+                and not phase["unsent"]
+                and not phase["errors"]
+            )
+            figure = f"{label}: {rate_key} events/s offered, request p50 / p95 / p99"
+            measured = _three_ms(phase) + versus(phase["p95_ms"], (f"rate_{rate_key}", "p95_ms"))
+            if late:
+                measured += f"; {late:,} of {phase['requests']:,} sent late"
+            if took < 0.95 * offered or phase["unsent"]:
+                measured += f" (took {took:g}/s, {phase['unsent']} unsent)"
+            if limit is None:
+                out.append(Row("web_servers", figure, measured))
+            else:
+                met = sustained and phase["p95_ms"] <= limit
+                out.append(Row("web_servers", figure, measured,
+                               f"sustained, p95 ≤ {limit:g} ms", met))  # fmt: skip
+        answers: dict[str, int] = {}
+        for phase_key in ("closed", f"rate_{low}", f"rate_{high}"):
+            for status, count in server[phase_key]["answers"].items():
+                answers[status] = answers.get(status, 0) + count
+        shown = ", ".join(f"{status}: {count:,}" for status, count in sorted(answers.items()))
+        stored = f"{server['events_stored']:,} / {server['answered_202']:,}"
+        out += [
+            Row("web_servers", f"{label}: answers by status (measured windows)", shown,
+                "all 202", set(answers) == {"202"}),
+            Row("web_servers", f"{label}: events stored / 202 answers", stored, "equal",
+                server["events_stored"] == server["answered_202"]),
+            Row("web_servers", f"{label}: peak RSS of one process",
+                f"{server['peak_process_rss_mb']:.0f} MB"),
         ]  # fmt: skip
     return out

@@ -24,6 +24,8 @@ def service_env(database_url: str, redis_url: str, logdir: Path) -> dict[str, st
         BEAT_SCHEDULE_FILE=str(logdir / "celerybeat-schedule"),
         # A known key, so that the release step does not print a generated one.
         DEFAULT_WALLET_AUTH_API_KEY="bench-default-wallet-key-0123456789",
+        # The operator's own requests (the size scenario reads the operator's delivery log).
+        ADMIN_TOKEN="bench-admin-token-0123456789",
         PYTHONUNBUFFERED="1",
     )
     # Every process of the stack opens what the others sealed.
