@@ -79,6 +79,10 @@ def configure_environment() -> tuple[str, str, str]:
     os.environ.update(
         DATABASE_URL=database_url, REDIS_URL=redis_url, BASELINE_REDIS_URL=baseline_url
     )
+    # Scenarios that publish in this process (ordered, batch) import the worker's settings.
+    from bench.stack import BENCH_SECRET_ENCRYPTION_KEY
+
+    os.environ.setdefault("SECRET_ENCRYPTION_KEY", BENCH_SECRET_ENCRYPTION_KEY)
     return database_url, redis_url, baseline_url
 
 

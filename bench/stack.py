@@ -15,6 +15,10 @@ from bench.procs import BIN, ROOT, Proc, Registry
 from tools.cli import procfile_commands
 from tools.processes import wait_for_http
 
+# The bench's own key: its processes, and the scenarios that publish in the bench's process,
+# seal and open with it.
+BENCH_SECRET_ENCRYPTION_KEY = "YmVuY2gtc2VjcmV0LWVuY3J5cHRpb24ta2V5LTAxMjM="
+
 
 def service_env(database_url: str, redis_url: str, logdir: Path) -> dict[str, str]:
     env = dict(os.environ)
@@ -29,7 +33,7 @@ def service_env(database_url: str, redis_url: str, logdir: Path) -> dict[str, st
         PYTHONUNBUFFERED="1",
     )
     # Every process of the stack opens what the others sealed.
-    env.setdefault("SECRET_ENCRYPTION_KEY", "YmVuY2gtc2VjcmV0LWVuY3J5cHRpb24ta2V5LTAxMjM=")
+    env.setdefault("SECRET_ENCRYPTION_KEY", BENCH_SECRET_ENCRYPTION_KEY)
     # web does not start without one on PostgreSQL; a run's own.
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
