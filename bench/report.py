@@ -115,6 +115,7 @@ def rows(results: dict, peak_rss_mb: dict | None = None) -> list[Row]:
     out += _producer_rows(results.get("batch", {}), results.get("ordered", {}))
     out += _burst_rows(results.get("burst", {}), base, results.get("floor", {}))
     out += _server_rows(results.get("web_servers", {}), results.get("floor", {}))
+    out += _size_rows(results.get("size", {}), results.get("ingest", {}))
     from bench import report_tenants  # it builds on Row and ms above
 
     out += report_tenants.rows(results)
@@ -464,4 +465,46 @@ def _server_rows(result: dict, floor: dict) -> list[Row]:
             Row("web_servers", f"{label}: peak RSS of one process",
                 f"{server['peak_process_rss_mb']:.0f} MB"),
         ]  # fmt: skip
+    return out
+
+
+def _size_rows(size: dict, ingest: dict) -> list[Row]:
+    """Each figure on the loaded history against the same on empty tables (≤ 1.5 ×)."""
+    if not size.get("loaded"):
+        return []
+    empty, loaded, ratios = size["empty"], size["loaded"], size["ratios"]
+    history = f"{size['history_rows']:,} deliveries"
+    out = [Row("size", f"history of {history}: loaded in", f"{size['load']['seconds']['total_s']} s"
+               f" ({size['load']['database_mb']:,} MB)")]  # fmt: skip
+    figures = (
+        ("publish p95 at 100 events/s", "publish_p95_ms", " ms"),
+        ("drain, deliveries/s", "drain_rate", "/s"),
+        ("one sweep (median of 3)", "sweep_ms", " ms"),
+    )
+    for label, key, unit in figures:
+        ratio = ratios.get(key)
+        out.append(
+            Row("size", f"{label}: empty → loaded", f"{empty[key]}{unit} → {loaded[key]}{unit}"
+                f" ({ratio} ×)", "≤ 1.5 ×", ratio is not None and ratio <= 1.5)
+        )  # fmt: skip
+    for page, timing in loaded["pages"].items():
+        ratio = ratios.get(f"page {page}")
+        out.append(
+            Row("size", f"{page}, p95: empty → loaded",
+                f"{empty['pages'][page]['p95_ms']} → {timing['p95_ms']} ms ({ratio} ×)",
+                "≤ 1.5 ×", ratio is not None and ratio <= 1.5)
+        )  # fmt: skip
+    purge = loaded.get("purge")
+    if purge:
+        # The ingest it must follow: the API's closed-loop rate in the same run.
+        follow = ingest.get("rate")
+        measured = f"{purge['events_per_s']:,.0f} events/s ({purge['deliveries_per_s']:,.0f}"
+        measured += " deliveries/s)"
+        if follow:
+            ratio = purge["events_per_s"] / follow
+            measured += f", {ratio:.1f} × ingest ({follow:,.0f} events/s)"
+            out.append(Row("size", "purge of the oldest day", measured, "≥ 10 × ingest",
+                           ratio >= 10))  # fmt: skip
+        else:
+            out.append(Row("size", "purge of the oldest day (no ingest in this run)", measured))
     return out
