@@ -261,8 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         server = LoggerServer((options.host, options.port), options, colour)
     except OSError as error:
         raise SystemExit(f"webhook-logger: cannot listen on {options.port}: {error}") from None
-    # `docker stop` and `kill` should end it as quietly as Ctrl-C does.
+    # `docker stop` and `kill` should end it as quietly as Ctrl-C does. Ctrl-C (SIGINT) too when
+    # it was started from a background shell, which leaves SIGINT ignored for its children.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     host, port = server.server_address[:2]
     print(
         f"webhook-logger listening on {host}:{port}: register http://localhost:{port}/ "
