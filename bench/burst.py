@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from bench.beside import tenant
 from bench.context import Context, CpuMeter
-from bench.fixtures import clear_events, flush_redis
+from bench.fixtures import flush_redis
 from bench.paced import SERVICE_PARTS, _ms
 from bench.procs import free_port
 from bench.report import percentile
@@ -67,18 +67,11 @@ def burst(ctx: Context) -> dict:
     opts = ctx.options
     target = tenant(ctx, "burst_single", PATH)
     warm = tenant(ctx, "burst_warmup", WARMUP_PATH)
-    clear_events(ctx.db)
-    flush_redis(ctx.redis_url)
-    ctx.receiver.reset()
+    ctx.clean_slate()
     port = free_port()
     procs = []
     try:
-        procs.append(ctx.stack.web(port))
-        workers = ctx.stack.workers(opts.workers)
-        procs += workers
-        procs.append(ctx.stack.beat())
-        for worker in workers:
-            worker.wait_for_log(" ready.", 90)
+        procs, workers = ctx.stack.service(port, opts.workers)
         # Warm-up: the web threads and the workers connect to the database and prepare their
         # statements, as they have on a service that was already running.
         warmup = WARMUP_PER_PROCESS * PROCESSES

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 
-from bench.fixtures import Tenant
+from bench.fixtures import Tenant, clear_events, flush_redis
 from bench.procs import Registry, cpu_by_process, descendants, machine_cpu, pids_named
 from bench.receiver import ReceiverClient
 from bench.stack import Stack
@@ -54,6 +54,12 @@ class Context:
     baseline_redis_url: str
     workdir: Path
     tenants: dict[str, Tenant] = field(default_factory=dict)
+
+    def clean_slate(self) -> None:
+        """What earlier scenarios published, queued and delivered is gone; tenants stay."""
+        clear_events(self.db)
+        flush_redis(self.redis_url)
+        self.receiver.reset()
 
     def python(self, module: str, *args: str) -> list[str]:
         return [sys.executable, "-m", module, *args]

@@ -100,12 +100,7 @@ def outage(ctx: Context) -> dict:
     port = free_port()
     procs, back = [], None
     try:
-        procs.append(ctx.stack.web(port))
-        workers = ctx.stack.workers(opts.workers)
-        procs += workers
-        procs.append(ctx.stack.beat())
-        for worker in workers:
-            worker.wait_for_log(" ready.", 90)
+        procs, workers = ctx.stack.service(port, opts.workers)
         sampler = _Sampler([worker.pid for worker in workers], ctx.redis_url)
         keys = [ctx.tenants["outage"].api_key, ctx.tenants["beside"].api_key]
         command = _load(ctx, port, keys, opts.isolation_rate, PACED_THREADS, duration=seconds)

@@ -107,18 +107,11 @@ def _paced(ctx: Context, name: str, tenants: list[str], rate: float, path: str) 
     """Events at `rate`, the tenants taking turns; figures for the last tenant's deliveries."""
     opts = ctx.options
     watched = {i for i, tenant in enumerate(tenants) if tenant == tenants[-1]}
-    clear_events(ctx.db)
-    flush_redis(ctx.redis_url)
-    ctx.receiver.reset()
+    ctx.clean_slate()
     port = free_port()
     procs = []
     try:
-        procs.append(ctx.stack.web(port))
-        workers = ctx.stack.workers(opts.workers)
-        procs += workers
-        procs.append(ctx.stack.beat())
-        for worker in workers:
-            worker.wait_for_log(" ready.", 90)
+        procs, workers = ctx.stack.service(port, opts.workers)
         keys = [ctx.tenants[tenant].api_key for tenant in tenants]
         command = _load(ctx, port, keys, rate=rate, threads=PACED_THREADS)
         # Every process of the service, from the first request (warm-up included) until the

@@ -37,9 +37,10 @@ SELECT id, 1, 1, created_at, 1.0, 200 FROM new_deliveries
 """
 
 
-def _publish_p95(ctx: Context, port: int) -> dict:
-    command = _load(ctx, port, [ctx.tenants["drain"].api_key], rate=PUBLISH_RATE, threads=16)
-    [out] = ctx.run_jobs("purge-load", [command], ctx.options.duration + 90)
+def publish_p95(ctx: Context, port: int, api_key: str, name: str = "purge-load") -> dict:
+    """Request percentiles of POST /events at PUBLISH_RATE for the run's duration."""
+    command = _load(ctx, port, [api_key], rate=PUBLISH_RATE, threads=16)
+    [out] = ctx.run_jobs(name, [command], ctx.options.duration + 90)
     accepted = sorted(r[1] for r in out["requests"] if r[2] == 202)
     return {
         "requests": len(out["requests"]),
@@ -57,6 +58,8 @@ def purge(ctx: Context) -> dict:
     seeded_at = time.monotonic()
     with ctx.db.engine.begin() as connection:
         wallet = ctx.tenants["drain"].wallet_id
+        # The seed is one long statement; the service's statement timeout is for its requests.
+        connection.execute(text("SET LOCAL statement_timeout = 0"))
         connection.execute(text(SEED), {"wallet": wallet, "count": OLD_EVENTS})
     with ctx.db.engine.begin() as connection:
         connection.execute(text("ANALYZE events, deliveries, attempts"))
@@ -64,7 +67,7 @@ def purge(ctx: Context) -> dict:
     port = free_port()
     web = ctx.stack.web(port)
     try:
-        quiet = _publish_p95(ctx, port)
+        quiet = publish_p95(ctx, port, ctx.tenants["drain"].api_key)
         outcome = {}
 
         def purge_all():
@@ -75,7 +78,7 @@ def purge(ctx: Context) -> dict:
 
         purger = threading.Thread(target=purge_all)
         purger.start()
-        during = _publish_p95(ctx, port)
+        during = publish_p95(ctx, port, ctx.tenants["drain"].api_key)
         purger.join()
     finally:
         ctx.registry.stop(web)

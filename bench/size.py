@@ -28,8 +28,9 @@ from sqlalchemy import text
 
 from bench.context import Context
 from bench.fixtures import Tenant, flush_redis, make_tenant
-from bench.paced import _load, _ms
+from bench.paced import _ms
 from bench.procs import free_port
+from bench.purge import publish_p95
 from bench.report import percentile
 from bench.scenarios import publish_backlog
 from shared.services.retention import purge as run_purge
@@ -39,7 +40,6 @@ WALLETS, WEBHOOKS_PER_WALLET = 1_000, 10
 FAILING_WEBHOOKS, WAITING_PER_FAILING = 100, 100
 FAILED_SHARE = 0.01
 HISTORY_DAYS = 31  # one day more than RETENTION_DAYS: the oldest day is the purge's work
-PUBLISH_RATE = 100.0
 ASKED = 20  # requests per page measured
 SWEEPS = 3
 PURGE_SECONDS = 20.0
@@ -92,7 +92,7 @@ def _measure(ctx: Context, tenant: Tenant, reader: Tenant, purge: bool = False) 
     web = ctx.stack.web(port)
     try:
         base = f"http://127.0.0.1:{port}/cloud-agent"
-        publish = _publish(ctx, port, tenant)
+        publish = publish_p95(ctx, port, tenant.api_key, "size-load")
         pages = _pages(base, reader)
     finally:
         ctx.registry.stop(web)
@@ -122,19 +122,6 @@ def _clear_recent(ctx: Context, tenant: Tenant) -> None:
             ),
             {"hook": tenant.webhook_id},
         )
-
-
-def _publish(ctx: Context, port: int, tenant: Tenant) -> dict:
-    command = _load(ctx, port, [tenant.api_key], rate=PUBLISH_RATE, threads=16)
-    [out] = ctx.run_jobs("size-load", [command], ctx.options.duration + 90)
-    accepted = sorted(r[1] for r in out["requests"] if r[2] == 202)
-    return {
-        "requests": len(out["requests"]),
-        "accepted": len(accepted),
-        "p50_ms": _ms(percentile(accepted, 50)),
-        "p95_ms": _ms(percentile(accepted, 95)),
-        "p99_ms": _ms(percentile(accepted, 99)),
-    }
 
 
 def _pages(base: str, tenant: Tenant) -> dict:
@@ -241,6 +228,8 @@ def load_history(ctx: Context, measured: list[uuid.UUID], rows: int) -> dict:
     with ctx.db.engine.begin() as connection:
         connection.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
         connection.execute(text("SET LOCAL synchronous_commit = off"))
+        # Each step is one long statement; the service's statement timeout is for its requests.
+        connection.execute(text("SET LOCAL statement_timeout = 0"))
         # The rows are made consistent by construction; their foreign keys are not checked
         # one by one (superuser: the bench's own database).
         connection.execute(text("SET LOCAL session_replication_role = replica"))
@@ -283,6 +272,7 @@ def load_history(ctx: Context, measured: list[uuid.UUID], rows: int) -> dict:
     timed = time.monotonic()
     with ctx.db.engine.connect() as connection:
         connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.execute(text("SET statement_timeout = 0"))
         # What autovacuum would have done over a month: statistics and the visibility map.
         connection.execute(text("VACUUM ANALYZE events, deliveries, attempts, webhooks"))
         steps["vacuum_s"] = round(time.monotonic() - timed, 1)

@@ -80,3 +80,19 @@ class Stack:
 
     def beat(self) -> Proc:
         return self._start("beat", self.commands["beat"], self.env)
+
+    def service(self, port: int, workers: int) -> tuple[list[Proc], list[Proc]]:
+        """web, `workers` worker processes and beat, the workers ready to take tasks: (every
+        process started, the workers). What was started is stopped if one fails to start."""
+        procs: list[Proc] = []
+        try:
+            procs.append(self.web(port))
+            started = self.workers(workers)
+            procs += started
+            procs.append(self.beat())
+            for worker in started:
+                worker.wait_for_log(" ready.", 90)
+        except BaseException:
+            self.registry.stop(*procs)
+            raise
+        return procs, started
