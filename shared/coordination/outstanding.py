@@ -142,10 +142,13 @@ class Outstanding:
                 pipe.zrangebyscore(key, "-inf", before, start=0, num=limit, withscores=True)
                 pipe.exists(key)
             answers = pipe.execute()
+            gone = []
             for key, rows, exists in zip(chunk, answers[::2], answers[1::2], strict=True):
                 if not rows and not exists:
-                    self.redis.srem(WALLETS, key)
+                    gone.append(key)
                 found += [Entry(key, member.decode(), score) for member, score in rows]
+            if gone:  # expired sets leave the index in one command, not one each
+                self.redis.srem(WALLETS, *gone)
             if len(found) >= limit:
                 break
         return found

@@ -49,7 +49,8 @@ def wallets_with_webhooks(session: Session) -> list[tuple[Wallet | None, list[We
 
 
 def first_webhooks(session: Session, limit: int) -> list[Webhook]:
-    """The oldest `limit` webhooks of every wallet, the global and operations rows included."""
+    """The `limit` oldest webhooks of all wallets together, the global and operations rows
+    included."""
     return list(
         session.scalars(select(Webhook).order_by(Webhook.created_at, Webhook.id).limit(limit))
     )
