@@ -10,6 +10,7 @@ broker (`clean_state`); unit tests start nothing.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,7 @@ TABLES = (
     "console_links",
     "console_sessions",
 )
+TRUNCATE_TRIES = 6
 
 
 @pytest.fixture(scope="session")
@@ -118,15 +120,17 @@ def database(base_env):
 @pytest.fixture
 def clean_state(request, base_env, database):
     """Every test starts with an empty database (plus the default wallet) and an empty broker."""
-    for last_try in (False, False, True):
+    for attempt in range(TRUNCATE_TRIES):
         try:
             _empty_tables(database)
             break
         except OperationalError:
-            # The module's worker and beat keep running between tests; the truncation can
-            # deadlock with one of their transactions, which PostgreSQL then aborts.
-            if last_try:
+            # The module's worker and beat keep running between tests (a sweep every half
+            # second in some); the truncation can deadlock with one of their statements, which
+            # PostgreSQL then aborts. Another try a moment later usually falls between two.
+            if attempt == TRUNCATE_TRIES - 1:
                 raise
+            time.sleep(0.1 * (attempt + 1))
     redis.Redis.from_url(base_env["REDIS_URL"]).flushdb()
     env = {**base_env, **getattr(request.module, "SERVICE_ENV", {})}
     prepare_database(load_settings(env))
