@@ -1,4 +1,5 @@
-"""gunicorn settings for the `web` process: $PORT, $WEB_CONCURRENCY, migrations before serving."""
+"""gunicorn settings, to serve the API with gunicorn instead of the Procfile's granian
+(tools/web.py): $PORT, $WEB_CONCURRENCY, migrations before serving."""
 
 import gc
 import os
@@ -16,9 +17,9 @@ worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "8"))
 timeout = 30
 graceful_timeout = 20
-# Behind a TLS proxy: X-Forwarded-Proto is believed from these addresses only, so that the
-# request is https to the app (the console's cookies stay Secure, links say https).
-forwarded_allow_ips = _settings.forwarded_allow_ips
+# X-Forwarded-Proto is the app's to believe or not (app/proxy.py, FORWARDED_ALLOW_IPS), as it
+# is under granian: gunicorn itself believes no address.
+forwarded_allow_ips = ""
 accesslog = "-"
 # Method, path and status only: headers (apikey, tokens) and bodies never reach the log.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'

@@ -1,7 +1,4 @@
-"""The Flask API.
-
-gunicorn -c gunicorn.conf.py "app:create_app()"
-"""
+"""The Flask API, served by the Procfile's `web` (`cloud-agent-webhooks web`, tools/web.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +9,7 @@ from app import console, docs, errors, turns
 from app.auth import SECURITY_SCHEMES
 from app.base import ProblemSchema
 from app.openapi import describe_input_rules
+from app.proxy import ForwardedProto
 from app.state import AppState
 from shared import __version__
 from shared.db import Database
@@ -77,6 +75,7 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
     errors.init_app(app)
     app.before_request(_refuse_large_bodies)
     turns.init_app(app, settings.publish_concurrency_per_tenant)
+    app.wsgi_app = ForwardedProto(app.wsgi_app, settings.forwarded_allow_ips)
     return app
 
 

@@ -1,4 +1,4 @@
-"""The same API under two HTTP servers: gunicorn gthread (the Procfile's `web`) and granian.
+"""The same API under two HTTP servers: granian (the Procfile's `web`) and gunicorn gthread.
 
 Each server runs alone (no worker: the API is measured, as in ingest) with as many processes
 as gunicorn has workers (WEB_CONCURRENCY, 2) and as many application threads per process
@@ -13,16 +13,13 @@ Under each load the CPU of every process of the server (master and workers) is d
 events it accepted meanwhile, warm-up included. At the end the events stored are checked
 against the 202 answers.
 
-granian runs the WSGI interface: `granian --interface wsgi --factory bench.servers:granian_app`,
-whose factory is the app's own `create_app()` followed by what gunicorn.conf.py's
-`post_worker_init` does (gc.freeze()). The migrations that gunicorn.conf.py runs in
-`on_starting` were already run by the release step. Its access log is on, as gunicorn's is.
+granian runs as the Procfile starts it (`cloud-agent-webhooks web`, tools/web.py); gunicorn as
+`gunicorn -c gunicorn.conf.py "app:create_app()"`. Both run the migrations before serving, call
+gc.freeze() once the app is loaded, and write an access log.
 """
 
 from __future__ import annotations
 
-import gc
-import shlex
 from collections import Counter
 
 from sqlalchemy import text
@@ -35,42 +32,22 @@ from bench.report import percentile
 from tools.processes import wait_for_http
 
 SERVERS = ("gunicorn", "granian")
-GRANIAN_ACCESS_LOG = '%(addr)s "%(method)s %(path)s" %(status)d %(dt_ms).0fms'
-
-
-def granian_app():
-    """The factory granian calls in each of its worker processes."""
-    from app import create_app
-
-    app = create_app()
-    gc.freeze()  # as gunicorn.conf.py's post_worker_init
-    return app
+GUNICORN = 'gunicorn -c gunicorn.conf.py "app:create_app()"'
 
 
 def _shape(ctx: Context) -> tuple[int, int]:
-    """(processes, threads per process), read as gunicorn.conf.py reads them."""
+    """(processes, threads per process), as both servers read them."""
     env = ctx.stack.env
     return int(env.get("WEB_CONCURRENCY") or 2), int(env.get("WEB_THREADS") or 8)
 
 
 def _start(ctx: Context, server: str, port: int) -> Proc:
-    if server == "gunicorn":
+    if server == "granian":  # the Procfile's web
         return ctx.stack.web(port)
-    processes, threads = _shape(ctx)
-    command = [
-        "granian", "--interface", "wsgi", "--factory", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", str(processes), "--blocking-threads", str(threads),
-        "--runtime-threads", "1", "--access-log", "--access-log-fmt", GRANIAN_ACCESS_LOG,
-        "bench.servers:granian_app",
-    ]  # fmt: skip
     env = {**ctx.stack.env, "PORT": str(port)}
-    proc = ctx.registry.start(f"web-{server}", ["/bin/sh", "-c", "exec " + _quote(command)], env)
+    proc = ctx.registry.start(f"web-{server}", ["/bin/sh", "-c", "exec " + GUNICORN], env)
     wait_for_http(f"http://127.0.0.1:{port}/cloud-agent/_system/health", proc)
     return proc
-
-
-def _quote(command: list[str]) -> str:
-    return " ".join(shlex.quote(part) for part in command)
 
 
 def _phase(ctx: Context, name: str, proc: Proc, commands: list[list[str]]) -> dict:

@@ -6,7 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from tools.processes import Process, wait_for_http
+from tools.cli import procfile_commands
+from tools.processes import ROOT, Process, wait_for_http
 
 BIN = Path(sys.executable).parent
 
@@ -59,10 +60,16 @@ def start_beat(env: dict[str, str], logdir: Path) -> Process:
     return beat
 
 
+def web_command() -> str:
+    """The Procfile's `web` line: the suite serves the API as a PaaS would."""
+    return procfile_commands(ROOT / "Procfile")["web"]
+
+
 def start_web(env: dict[str, str], logdir: Path, port: int) -> Process:
     web = Process(
         "web",
-        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "app:create_app()"],
+        # `exec`: the server itself is the process the test watches and stops.
+        ["/bin/sh", "-c", "exec " + web_command()],
         process_env({**env, "PORT": str(port)}),
         logdir,
     )

@@ -1,6 +1,7 @@
 """`cloud-agent-webhooks`: the operator's commands.
 
 cloud-agent-webhooks migrate        schema + default wallet (the Procfile's release step)
+cloud-agent-webhooks web            the API (the Procfile's web process)
 cloud-agent-webhooks run            web + worker + beat in the foreground (what `make run` does)
 cloud-agent-webhooks generate-key   a new SECRET_ENCRYPTION_KEY
 """
@@ -31,6 +32,12 @@ def migrate() -> int:
     configure_logging(settings.log_level)
     prepare_database(settings)
     return 0
+
+
+def web() -> int:
+    from tools.web import serve
+
+    return serve()
 
 
 def run() -> int:
@@ -129,7 +136,7 @@ def procfile_commands(path: Path) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cloud-agent-webhooks")
-    commands = {"migrate": migrate, "run": run, "generate-key": generate_key}
+    commands = {"migrate": migrate, "web": web, "run": run, "generate-key": generate_key}
     parser.add_argument("command", choices=list(commands))
     args = parser.parse_args(argv)
     return commands[args.command]()

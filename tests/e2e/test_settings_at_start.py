@@ -1,13 +1,14 @@
 """Every process of the Procfile refuses a bad setting at start with one line naming it."""
 
+import shlex
 import subprocess
 
 import pytest
 
-from tests.processes import BIN, process_env
+from tests.processes import BIN, process_env, web_command
 from tools.processes import ROOT
 
-WEB = ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
+WEB = shlex.split(web_command())
 COMMANDS = [
     ["cloud-agent-webhooks", "migrate"],
     WEB,
