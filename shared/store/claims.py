@@ -24,7 +24,14 @@ from shared.models import (
     Webhook,
     WebhookStatus,
 )
-from shared.store.conditions import CLAIMABLE, DUE, RECORD_FREE, WEBHOOK_OPEN, of_webhook
+from shared.store.conditions import (
+    BEHIND_RECORD,
+    CLAIMABLE,
+    DUE,
+    RECORD_FREE,
+    WEBHOOK_OPEN,
+    of_webhook,
+)
 from shared.store.dialect import CompiledOnce, is_postgres
 from shared.store.rows import Claim
 
@@ -109,7 +116,6 @@ def _claim_of(row) -> Claim:
 
 
 _WEBHOOK_STATUS = of_webhook(Webhook.status)
-BEHIND_RECORD = "waiting: behind an earlier event of the same record"
 # Due deliveries whose webhook does not take attempts now: a deleted webhook's are cancelled, a
 # disabled one's fail, and the others wait in the database (no message anywhere) until their
 # webhook recovers or its Retry-After passes, or (record ordering) until the delivery before

@@ -61,6 +61,8 @@ RECORD_FREE = or_(
     ),
 )
 CLAIMABLE = (*DUE, WEBHOOK_OPEN, RECORD_FREE)
+# Why a delivery of an ordered record waits (its claim parks it, or its publish stores it so).
+BEHIND_RECORD = "waiting: behind an earlier event of the same record"
 
 # An UPDATE of a claimed row that matches only while the given attempt still owns it.
 STILL_CLAIMED = update(Delivery).where(

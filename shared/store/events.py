@@ -17,6 +17,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from shared.models import (
+    UNFINISHED,
     Delivery,
     DeliveryStatus,
     Event,
@@ -27,6 +28,7 @@ from shared.models import (
     WebhookStatus,
     global_webhook_id,
 )
+from shared.store.conditions import BEHIND_RECORD
 from shared.store.dialect import CompiledOnce, is_postgres
 from shared.store.rows import NewEvent, NewKey, Outgoing, StoredKey
 from shared.timeutil import as_utc
@@ -93,23 +95,50 @@ _PG_PUBLISH = CompiledOnce(
                    CASE WHEN :global_ordered THEN new.record_key END
             FROM new
             WHERE new.notified AND CAST(:global_url AS text) IS NOT NULL
+        ), placed AS (
+            -- Each target with its record's place: a record's second event in this batch
+            -- goes behind its first.
+            SELECT targets.*, ordered.seq,
+                   row_number() OVER (PARTITION BY targets.webhook_id, targets.record_key
+                                      ORDER BY ordered.seq) AS place_in_batch
+            FROM targets JOIN ordered ON ordered.id = targets.event_id
+        ), earlier AS (
+            -- Unfinished deliveries of the same ordered records. A new delivery behind one
+            -- waits in the database, as its claim would park it, and is released when the
+            -- one before it ends, instead of taking a message now only to be parked. Locked
+            -- FOR SHARE: one ending meanwhile records its end after this commit, so the
+            -- release that follows its end sees the new delivery.
+            SELECT d.webhook_id, d.record_key FROM deliveries d
+            WHERE (d.webhook_id, d.record_key) IN
+                  (SELECT webhook_id, record_key FROM placed WHERE record_key IS NOT NULL)
+              AND d.status IN (:pending, :waiting, :in_flight)
+            FOR SHARE OF d
+        ), behind AS (
+            SELECT placed.*, placed.record_key IS NOT NULL AND (
+                       placed.place_in_batch > 1 OR EXISTS (
+                           SELECT FROM earlier e WHERE e.webhook_id = placed.webhook_id
+                                                   AND e.record_key = placed.record_key)
+                   ) AS waits
+            FROM placed
         ), delivery AS (
             INSERT INTO deliveries (id, event_id, wallet_id, webhook_id, target, url, status,
                                     round, attempts, next_attempt_at, enqueued_at, created_at,
-                                    updated_at, record_key, seq)
-            SELECT gen_random_uuid(), event.id, new.wallet_id, targets.webhook_id,
-                   targets.target, targets.url, :pending, 1, 0, new.created_at,
-                   CASE WHEN :enqueued THEN new.created_at END, new.created_at,
-                   new.created_at, targets.record_key,
-                   CASE WHEN targets.record_key IS NOT NULL THEN ordered.seq END
-            FROM event JOIN new ON new.id = event.id JOIN targets ON targets.event_id = event.id
-                 JOIN ordered ON ordered.id = event.id
-            RETURNING id, url, webhook_id, wallet_id
+                                    updated_at, record_key, seq, last_error)
+            SELECT gen_random_uuid(), event.id, new.wallet_id, behind.webhook_id,
+                   behind.target, behind.url,
+                   CASE WHEN behind.waits THEN :waiting ELSE :pending END, 1, 0, new.created_at,
+                   CASE WHEN :enqueued AND NOT behind.waits THEN new.created_at END,
+                   new.created_at, new.created_at, behind.record_key,
+                   CASE WHEN behind.record_key IS NOT NULL THEN behind.seq END,
+                   CASE WHEN behind.waits THEN :behind_record END
+            FROM event JOIN new ON new.id = event.id JOIN behind ON behind.event_id = event.id
+            RETURNING id, url, webhook_id, wallet_id, status
         )
         SELECT id, url, webhook_id, wallet_id,
                COALESCE((SELECT w.rate_limit FROM webhooks w WHERE w.id = delivery.webhook_id),
                         0) AS rate_limit
         FROM delivery
+        WHERE status = :pending
         UNION ALL
         SELECT NULL, NULL, NULL, NULL, NULL FROM go WHERE NOT ok
         """
@@ -170,6 +199,9 @@ def _pg_params(events: list[NewEvent], key: NewKey | None) -> dict:
         "wallet_target": Target.WALLET.value,
         "global_target": Target.GLOBAL.value,
         "pending": DeliveryStatus.PENDING.value,
+        "waiting": DeliveryStatus.WAITING.value,
+        "in_flight": DeliveryStatus.IN_FLIGHT.value,
+        "behind_record": BEHIND_RECORD,
         "key": None if key is None else key.key,
         "key_scope": None if key is None else key.scope,
         "key_hash": None if key is None else key.request_hash,
@@ -187,6 +219,15 @@ _SQLITE_WALLET_WEBHOOKS = (
     .order_by(Webhook.created_at, Webhook.id)
 )
 _SQLITE_LAST_SEQ = select(func.max(Delivery.seq))
+_SQLITE_RECORD_UNFINISHED = (
+    select(Delivery.id)
+    .where(
+        Delivery.webhook_id == bindparam("webhook_id"),
+        Delivery.record_key == bindparam("record_key"),
+        Delivery.status.in_(UNFINISHED),
+    )
+    .limit(1)
+)
 _SQLITE_GLOBAL_ROW = (
     sqlite.insert(Webhook)
     .values(
@@ -273,9 +314,21 @@ def _sqlite_publish_one(conn: Connection, event: NewEvent, seq) -> list[Outgoing
         )
         for webhook_id, target, url, record_key in targets
     ]
+    for row in rows:
+        # Behind an unfinished delivery of its record (an earlier event of this batch too: it
+        # is stored already): it waits, as on PostgreSQL. SQLite has one writer at a time, so
+        # the one before it cannot end unseen meanwhile.
+        if (
+            row["record_key"] is not None
+            and conn.execute(
+                _SQLITE_RECORD_UNFINISHED,
+                {"webhook_id": row["webhook_id"], "record_key": row["record_key"]},
+            ).first()
+        ):
+            row.update(status=DeliveryStatus.WAITING, enqueued_at=None, last_error=BEHIND_RECORD)
     if rows:
         conn.execute(_INSERT_DELIVERY, rows)
-    return [_outgoing(row) for row in rows]
+    return [_outgoing(row) for row in rows if row["status"] == DeliveryStatus.PENDING]
 
 
 def _record_key(event: NewEvent, ordered: bool) -> str | None:
@@ -311,6 +364,7 @@ def new_delivery(
         "updated_at": now,
         "record_key": record_key,
         "seq": seq,
+        "last_error": None,
     }
 
 

@@ -284,3 +284,38 @@ def test_parks_made_at_once_each_keep_their_reason_and_time(db, settings):
         else:
             assert row.last_error == "waiting: the webhook has its share of attempts running"
             assert as_utc(row.next_attempt_at) < due
+
+
+def test_a_records_later_events_are_stored_waiting_until_the_one_before_ends(db, settings):
+    """Behind an unfinished delivery of its record, a new one takes no message: it waits in
+    the database (as its claim would park it) and the end of the one before releases it."""
+    from shared.publishing import EventInput, publish_events
+    from shared.store import waiting
+    from shared.store.conditions import BEHIND_RECORD
+
+    with db.transaction() as session:
+        request = WebhookRequest("http://receiver.test/hook", ordering="record")
+        webhook_id = create_webhook(session, settings, DEFAULT_WALLET, request).id
+    one, other = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def event(record, state="ConnectionRequestReceived"):
+        return EventInput(
+            DEFAULT_WALLET, "ConnectionUpdated", connection_event(state, connectionId=record)
+        )
+
+    (first,) = publish(db, settings, DEFAULT_WALLET, "ConnectionUpdated",
+                       connection_event(connectionId=one)).deliveries  # fmt: skip
+    with db.statements() as conn:
+        # One's second event, and two of the other record in one batch.
+        batch = publish_events(conn, settings, [event(one), event(other), event(other)])
+    with db.session() as session:
+        rows = session.scalars(select(Delivery).order_by(Delivery.seq)).all()
+    assert [row.status for row in rows] == ["pending", "waiting", "pending", "waiting"]
+    assert [row.last_error for row in rows] == [None, BEHIND_RECORD, None, BEHIND_RECORD]
+    assert [d.id for d in batch.deliveries] == [rows[2].id]  # only the pending get a message
+
+    with db.transaction() as session:
+        session.get(Delivery, first.id).status = "delivered"
+    with db.statements() as conn:
+        released = waiting.release_next_of_record(conn, webhook_id, rows[0].record_key, utcnow())
+    assert [d.id for d in released] == [rows[1].id]
