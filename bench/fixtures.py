@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from shared.db import Database
+from shared.models import BROKER_EPOCH
 from shared.services.bootstrap import api_key_salt
 from shared.services.tenancy import create_entity, create_wallet, register_api_key
 from shared.services.webhooks import WebhookRequest, create_webhook
@@ -59,9 +60,16 @@ def flush_redis(redis_url: str) -> None:
 
 
 def clear_events(db: Database) -> None:
-    """Remove what the previous scenario published; wallets and webhooks stay."""
+    """Remove what the previous scenario published; wallets and webhooks stay.
+
+    The broker's remembered epoch goes back to its first-start value too: scenarios empty
+    Redis (`flush_redis`) with the service stopped, and the next sweep should see a first
+    start, not Redis losing its data (which sends every pending delivery again)."""
     with db.engine.begin() as connection:
         connection.execute(text("TRUNCATE attempts, deliveries, events"))
+        connection.execute(
+            text("UPDATE system_values SET value = '' WHERE key = :key"), {"key": BROKER_EPOCH}
+        )
 
 
 @dataclass(frozen=True)
