@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RATE_CACHE_SECONDS = 5.0
+# A recovered webhook's count of deliveries waiting for a slot: more than can wait, since a
+# handover that finds fewer than counted resets the count (`Slots.give_back`).
+UNTIL_NONE_WAIT = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,22 @@ class Deliverer:
             return []  # handed over once the attempt is recorded (`_attempt`)
         return self.hand_over(uuid.UUID(held.slot.webhook), held.handed)
 
+    def resume_after_recovery(self, webhook_id: uuid.UUID) -> list[Outgoing]:
+        """A webhook that just recovered: every free slot goes to one of its waiting
+        deliveries, and from then on each of its attempts that ends hands its slot to the
+        next, until a handover finds none waiting. The backlog an outage left drains at the
+        webhook's own pace, not a cap's worth per sweep.
+
+        Only after a recovery, when nothing else of the webhook competes for its slots: in
+        the sweep's restart of a busy webhook, every slot would travel in a message while
+        its tasks wait in threads for one."""
+        webhook = str(webhook_id)
+        free = self.slots.free(webhook)
+        released = self.hand_over(webhook_id, free)
+        if free and len(released) == len(free):
+            self.slots.expect_waiting(webhook, UNTIL_NONE_WAIT)
+        return released
+
     def hand_over(self, webhook_id: uuid.UUID, handed: list[Slot]) -> list[Outgoing]:
         """Release as many waiting deliveries as slots were handed over, each with its slot."""
         if not handed:
@@ -321,7 +340,7 @@ class Deliverer:
         if held is not None:
             released += self.hand_over(claim.webhook_id, held.handed)
         if noted.recovered:
-            released += self.hand_over(claim.webhook_id, self.slots.free(str(claim.webhook_id)))
+            released += self.resume_after_recovery(claim.webhook_id)
         if claim.record_key is not None and verdict.outcome in ENDED:
             # Its record's next delivery was waiting for this one to end: it goes now (the
             # sweep releases it too, should this process stop first).

@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     Stack,
     Tally,
     assert_running,
+    delivery_statuses,
     most_attempts_in_a_round,
     wait_for_arrivals,
     wait_until_settled,
@@ -233,3 +234,48 @@ def test_a_database_outage_answers_503_and_loses_nothing(stack, receiver, databa
     assert tally.lost == 0 and set(statuses) == {"delivered"}, dict(statuses)
     assert healthy_after is not None and healthy_after <= 30
     assert last - ended <= 60
+
+
+def test_a_recovered_webhooks_backlog_goes_out_without_waiting_for_sweeps(
+    stack, receiver, database
+):
+    """After an outage the waiting deliveries go out as the released attempts end, not a cap's
+    worth per sweep: beat stops as soon as the receiver is seen accepting again, and the
+    whole backlog still arrives."""
+    web, beat = stack.web(), stack.beat()
+    worker = stack.worker()
+    tenant = web.api.onboard("recovering")
+    tenant.add_webhook(receiver.url(HOOK))
+    receiver.behave(HOOK, then=500)
+    publisher = Publisher(tenant, threads=5).start(count=200)
+    publisher.join()
+    assert publisher.answered == {202: 200}
+
+    def waiting() -> int:
+        return delivery_statuses(database)["waiting"]
+
+    deadline = time.monotonic() + 60
+    while waiting() < 150 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert waiting() >= 150, delivery_statuses(database)
+    back = time.time()
+    receiver.behave(HOOK, then=200)
+    # The sweep's next probe succeeds and the webhook recovers; from then on no sweep runs.
+    while not any(r.at >= back for r in receiver.at(HOOK)) and time.time() < back + 60:
+        time.sleep(0.05)
+    beat.kill(signal.SIGTERM)
+    statuses = wait_until_settled(
+        database, receiver, HOOK, publisher.accepted, watch=(worker,), timeout=60
+    )
+    tally = Tally.of(publisher.accepted, receiver, HOOK)
+    print(tally.line("recovered backlog", time.time() - back))
+    assert tally.lost == 0 and set(statuses) == {"delivered"}, dict(statuses)
+    # The refused attempts reached the receiver too; each event was accepted once.
+    with database.engine.connect() as connection:
+        accepted_twice = connection.execute(
+            text(
+                "SELECT COUNT(*) FROM (SELECT delivery_id FROM attempts WHERE status_code = 200"
+                " GROUP BY delivery_id HAVING COUNT(*) > 1) AS twice"
+            )
+        ).scalar()
+    assert accepted_twice == 0
