@@ -324,6 +324,17 @@ def most_attempts_in_a_round(database) -> int:
     return max(counted or 0, recorded or 0)
 
 
+def accepted_more_than_once(database) -> int:
+    """Deliveries the receiver accepted (2xx) in more than one attempt."""
+    with database.engine.connect() as connection:
+        return connection.execute(
+            text(
+                "SELECT COUNT(*) FROM (SELECT delivery_id FROM attempts WHERE status_code"
+                " BETWEEN 200 AND 299 GROUP BY delivery_id HAVING COUNT(*) > 1) AS twice"
+            )
+        ).scalar()
+
+
 def lost_attempts(database) -> int:
     """Attempts the sweep recorded as lost: in flight when their worker died."""
     with database.engine.connect() as connection:
