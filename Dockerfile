@@ -16,4 +16,4 @@ RUN pip install -e . && useradd --system --home /srv/cloud-agent-webhooks webhoo
 USER webhooks
 
 EXPOSE 8080
-CMD ["cloud-agent-webhooks", "web"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]

@@ -1,5 +1,6 @@
-"""gunicorn settings, to serve the API with gunicorn instead of the Procfile's granian
-(tools/web.py): $PORT, $WEB_CONCURRENCY, migrations before serving."""
+"""gunicorn settings for the `web` process: $PORT, $WEB_CONCURRENCY, migrations before serving.
+
+`cloud-agent-webhooks web` (tools/web.py) serves the same app under granian instead."""
 
 import gc
 import os

@@ -1,4 +1,8 @@
-"""The Flask API, served by the Procfile's `web` (`cloud-agent-webhooks web`, tools/web.py)."""
+"""The Flask API.
+
+gunicorn -c gunicorn.conf.py "app:create_app()" (the Procfile's `web`), or under granian:
+cloud-agent-webhooks web (tools/web.py).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The same API under two HTTP servers: granian (the Procfile's `web`) and gunicorn gthread.
+"""The same API under two HTTP servers: gunicorn gthread (the Procfile's `web`) and granian.
 
 Each server runs alone (no worker: the API is measured, as in ingest) with as many processes
 as gunicorn has workers (WEB_CONCURRENCY, 2) and as many application threads per process
@@ -13,9 +13,9 @@ Under each load the CPU of every process of the server (master and workers) is d
 events it accepted meanwhile, warm-up included. At the end the events stored are checked
 against the 202 answers.
 
-granian runs as the Procfile starts it (`cloud-agent-webhooks web`, tools/web.py); gunicorn as
-`gunicorn -c gunicorn.conf.py "app:create_app()"`. Both run the migrations before serving, call
-gc.freeze() once the app is loaded, and write an access log.
+gunicorn runs as the Procfile starts it; granian as `cloud-agent-webhooks web` (tools/web.py)
+starts it. Both run the migrations before serving, call gc.freeze() once the app is loaded, and
+write an access log.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from bench.report import percentile
 from tools.processes import wait_for_http
 
 SERVERS = ("gunicorn", "granian")
-GUNICORN = 'gunicorn -c gunicorn.conf.py "app:create_app()"'
+GRANIAN = "cloud-agent-webhooks web"
 
 
 def _shape(ctx: Context) -> tuple[int, int]:
@@ -42,10 +42,10 @@ def _shape(ctx: Context) -> tuple[int, int]:
 
 
 def _start(ctx: Context, server: str, port: int) -> Proc:
-    if server == "granian":  # the Procfile's web
+    if server == "gunicorn":  # the Procfile's web
         return ctx.stack.web(port)
     env = {**ctx.stack.env, "PORT": str(port)}
-    proc = ctx.registry.start(f"web-{server}", ["/bin/sh", "-c", "exec " + GUNICORN], env)
+    proc = ctx.registry.start(f"web-{server}", ["/bin/sh", "-c", "exec " + GRANIAN], env)
     wait_for_http(f"http://127.0.0.1:{port}/cloud-agent/_system/health", proc)
     return proc
 

@@ -65,11 +65,12 @@ def web_command() -> str:
     return procfile_commands(ROOT / "Procfile")["web"]
 
 
-def start_web(env: dict[str, str], logdir: Path, port: int) -> Process:
+def start_web(env: dict[str, str], logdir: Path, port: int, command: str | None = None) -> Process:
+    """The Procfile's web, or `command` (another way to serve the same app)."""
     web = Process(
         "web",
         # `exec`: the server itself is the process the test watches and stops.
-        ["/bin/sh", "-c", "exec " + web_command()],
+        ["/bin/sh", "-c", "exec " + (command or web_command())],
         process_env({**env, "PORT": str(port)}),
         logdir,
     )

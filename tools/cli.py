@@ -1,7 +1,7 @@
 """`cloud-agent-webhooks`: the operator's commands.
 
 cloud-agent-webhooks migrate        schema + default wallet (the Procfile's release step)
-cloud-agent-webhooks web            the API (the Procfile's web process)
+cloud-agent-webhooks web            the API under granian (the Procfile's web runs gunicorn)
 cloud-agent-webhooks run            web + worker + beat in the foreground (what `make run` does)
 cloud-agent-webhooks generate-key   a new SECRET_ENCRYPTION_KEY
 """

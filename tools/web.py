@@ -1,12 +1,12 @@
-"""The Procfile's `web`: the API under granian, a Rust HTTP server with a WSGI interface.
+"""`cloud-agent-webhooks web`: the API under granian, a Rust HTTP server with a WSGI interface,
+in place of the Procfile's gunicorn where an operator prefers it.
 
-Measured beside gunicorn gthread on the same app (the bench's `web_servers` scenario), it
-spends less CPU per request and holds a steady 400 events/s that gunicorn does not. Before the
+Measured beside gunicorn gthread on the same app (the bench's `web_servers` scenario), neither
+was ahead from run to run (BENCHMARKS.md, "Web servers, four runs"). Before the
 workers start: the settings are checked (a bad variable stops the start with one line), and the
-schema and default wallet are made ready, as the release step does.
+schema and default wallet are made ready, as gunicorn.conf.py does.
 
 WEB_CONCURRENCY worker processes (2), each running the app in WEB_THREADS threads (8).
-gunicorn stays usable: `gunicorn -c gunicorn.conf.py "app:create_app()"`.
 """
 
 from __future__ import annotations

@@ -49,9 +49,9 @@ class Stack:
     def beat(self) -> Process:
         return self._track(start_beat, self.env, self.logdir)
 
-    def web(self, port: int | None = None) -> Web:
+    def web(self, port: int | None = None, command: str | None = None) -> Web:
         port = port or free_port()
-        return Web(self._track(start_web, self.env, self.logdir, port), port)
+        return Web(self._track(start_web, self.env, self.logdir, port, command), port)
 
     def _track(self, start, *args) -> Process:
         process = start(*args)

@@ -1,4 +1,4 @@
-"""Behind a TLS proxy: gunicorn believes X-Forwarded-Proto only from FORWARDED_ALLOW_IPS, so the
+"""Behind a TLS proxy: web believes X-Forwarded-Proto only from FORWARDED_ALLOW_IPS, so the
 console's cookie keeps Secure and links say https; a link's token never reaches the log."""
 
 from urllib.parse import parse_qs, urlsplit
@@ -14,15 +14,16 @@ pytestmark = pytest.mark.slow
 FROM_PROXY = {"X-Forwarded-Proto": "https"}
 
 
+@pytest.mark.parametrize("server", [None, "cloud-agent-webhooks web"], ids=["procfile", "granian"])
 @pytest.mark.parametrize(
     "allowed, believed", [("127.0.0.1,::1", True), ("10.9.9.9", False)], ids=["trusted", "not"]
 )
 def test_the_proxys_https_is_believed_from_allowed_addresses_only(
-    service_env, tmp_path, allowed, believed
+    service_env, tmp_path, allowed, believed, server
 ):
     stack = Stack({**service_env, "FORWARDED_ALLOW_IPS": allowed}, tmp_path)
     try:
-        web = stack.web()
+        web = stack.web(command=server)
         base = f"http://127.0.0.1:{web.port}/cloud-agent"
         sign_in = requests.get(f"{base}/console/sign-in", headers=FROM_PROXY, timeout=10)
         assert sign_in.status_code == 200

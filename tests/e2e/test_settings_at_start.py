@@ -9,9 +9,11 @@ from tests.processes import BIN, process_env, web_command
 from tools.processes import ROOT
 
 WEB = shlex.split(web_command())
+GRANIAN = ["cloud-agent-webhooks", "web"]  # the same app under granian
 COMMANDS = [
     ["cloud-agent-webhooks", "migrate"],
     WEB,
+    GRANIAN,
     ["celery", "-A", "worker.celery_app", "worker", "--pool=solo"],
 ]
 
@@ -47,7 +49,7 @@ def test_processes_refuse_to_start_without_the_encryption_key(command):
     assert "required" in lines[0]
 
 
-@pytest.mark.parametrize("command", [WEB, ["cloud-agent-webhooks", "run"]])
+@pytest.mark.parametrize("command", [WEB, GRANIAN, ["cloud-agent-webhooks", "run"]])
 def test_web_refuses_to_start_in_production_without_a_secret_key(command):
     env = process_env({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
     env.pop("SECRET_KEY", None)
