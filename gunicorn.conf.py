@@ -3,7 +3,6 @@
 `cloud-agent-webhooks web` (tools/web.py) serves the same app under granian instead."""
 
 import gc
-import os
 
 from shared.logs import configure_logging
 from shared.settings import web_settings_or_exit
@@ -13,9 +12,9 @@ from tools.migrate import prepare_database
 _settings = web_settings_or_exit()
 
 bind = f"0.0.0.0:{_settings.port}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = _settings.web_concurrency
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "8"))
+threads = _settings.web_threads
 timeout = 30
 graceful_timeout = 20
 # X-Forwarded-Proto is the app's to believe or not (app/proxy.py, FORWARDED_ALLOW_IPS), as it

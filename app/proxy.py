@@ -14,10 +14,10 @@ SCHEMES = ("http", "https")
 
 
 class ForwardedProto:
-    def __init__(self, wsgi_app, allowed: str):
+    def __init__(self, wsgi_app, allowed: tuple | None):
+        """`allowed`: the proxies' networks (settings.forwarded_allow_ips); None: any."""
         self.wsgi_app = wsgi_app
-        self.anyone = allowed.strip() == "*"
-        self.networks = () if self.anyone else _networks(allowed)
+        self.networks = allowed
         self.trusted = lru_cache(maxsize=256)(self._trusted)
 
     def __call__(self, environ, start_response):
@@ -30,14 +30,10 @@ class ForwardedProto:
         return self.wsgi_app(environ, start_response)
 
     def _trusted(self, address: str) -> bool:
-        if self.anyone:
+        if self.networks is None:
             return True
         try:
             ip = ipaddress.ip_address(address.strip("[]"))
         except ValueError:
             return False
         return any(ip in network for network in self.networks)
-
-
-def _networks(allowed: str) -> tuple:
-    return tuple(ipaddress.ip_network(part.strip()) for part in allowed.split(",") if part.strip())

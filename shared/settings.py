@@ -88,7 +88,13 @@ class Settings:
     # The console and tracing.
     secret_key: str | None = None  # signs console sessions; never stored in the database
     console_frame_ancestors: tuple = ()  # origins that may frame a linked console
-    forwarded_allow_ips: str = "127.0.0.1,::1"  # proxies whose X-Forwarded-Proto web trusts
+    # The networks of the proxies whose X-Forwarded-Proto web trusts; None: any ("*").
+    forwarded_allow_ips: tuple | None = (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("::1/128"),
+    )
+    web_concurrency: int = 2  # web processes
+    web_threads: int = 8  # threads running the app in each web process
     otel_exporter_otlp_endpoint: str | None = None  # spans are exported only when set
     otel_service_name: str = "cloud-agent-webhooks"
 
@@ -258,12 +264,12 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return origins
 
 
-def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
-    """gunicorn's FORWARDED_ALLOW_IPS: addresses or CIDRs, or * for any."""
+def _forwarded_allow_ips(env: Mapping[str, str]) -> tuple | None:
+    """FORWARDED_ALLOW_IPS: addresses or CIDRs (the networks), or * for any (None)."""
     value = _text(env, "FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
-    if value != "*":
-        _networks({"FORWARDED_ALLOW_IPS": value}, "FORWARDED_ALLOW_IPS")
-    return value
+    if value == "*":
+        return None
+    return _networks({"FORWARDED_ALLOW_IPS": value}, "FORWARDED_ALLOW_IPS")
 
 
 def _prefix(env: Mapping[str, str]) -> str:
@@ -307,6 +313,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_in_flight_fast=_number(env, "WEBHOOK_MAX_IN_FLIGHT_FAST", 32, int, 1),
         wallet_queue_share=_number(env, "WALLET_QUEUE_SHARE", 100, int, 1),
         publish_concurrency_per_tenant=_number(env, "PUBLISH_CONCURRENCY_PER_TENANT", 2, int, 0),
+        web_concurrency=_number(env, "WEB_CONCURRENCY", 2, int, 1, 1000),
+        web_threads=_number(env, "WEB_THREADS", 8, int, 1, 1000),
         database_pool_size=_number(env, "DATABASE_POOL_SIZE", 4, int, 1, 1000),
         database_max_overflow=_number(env, "DATABASE_MAX_OVERFLOW", 2, int, 0, 1000),
         max_in_flight_per_host=_number(env, "WEBHOOK_MAX_IN_FLIGHT_PER_HOST", 64, int, 1),

@@ -12,7 +12,6 @@ WEB_CONCURRENCY worker processes (2), each running the app in WEB_THREADS thread
 from __future__ import annotations
 
 import gc
-import os
 
 # Method, path (without its query: tokens travel there), status and time only: headers
 # (apikey, tokens) and bodies never reach the log.
@@ -50,8 +49,8 @@ def serve() -> int:
         interface=Interfaces.WSGI,
         address="0.0.0.0",
         port=settings.port,
-        workers=int(os.environ.get("WEB_CONCURRENCY", "2")),
-        blocking_threads=int(os.environ.get("WEB_THREADS", "8")),
+        workers=settings.web_concurrency,
+        blocking_threads=settings.web_threads,
         runtime_threads=1,
         log_access=True,
         log_access_format=ACCESS_LOG_FORMAT,
