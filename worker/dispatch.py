@@ -13,6 +13,7 @@ from shared.store.rows import Outgoing
 from worker.celery_app import celery_app, settings
 
 DELIVER_TASK = "webhooks.deliver"
+PIPELINE_MESSAGES = 500  # messages per Redis pipeline when many are sent at once
 SENT_AT = "sent_at"
 
 
@@ -69,7 +70,11 @@ def _publish(messages: list[tuple[Outgoing, str]], countdown=None, reserved=Fals
     # tell which ones may still be queued.
     sent_at = time.time()
     conf = celery_app.conf
-    with celery_app.producer_or_acquire() as producer:
+    with celery_app.producer_or_acquire() as producer, producer.batch(PIPELINE_MESSAGES):
+        # The messages go to Redis in one pipeline, not one round trip each. If it fails,
+        # which of them arrived is unknown, as when a loop of publishes failed halfway: the
+        # caller leaves them all to the sweep, and a message sent twice finds its delivery
+        # claimed or done.
         for delivery, entry in messages:
             args = [str(delivery.id)]
             kwargs = task_kwargs(delivery, entry, reserved)
