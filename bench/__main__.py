@@ -159,12 +159,22 @@ def main(argv=None) -> int:
     if note:
         print("\n" + note)
         payload["busy_note"] = note
+    print("\n" + _time_spent(results))
     print(
         f"\n{payload['elapsed_s']:.0f} s; load average before {payload['load_average_before']},"
         f" after {payload['load_average_after']}; figures in {args.json}"
     )
     report.write_json(args.json, payload, all_rows)
     return 0
+
+
+def _time_spent(results: dict[str, dict]) -> str:
+    """Seconds per scenario, longest first: where the run's time went."""
+    spent = sorted(
+        ((name, result.get("elapsed_s", 0.0)) for name, result in results.items()),
+        key=lambda item: -item[1],
+    )
+    return "seconds per scenario: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in spent)
 
 
 def run(names, options, urls, registry, payload) -> dict[str, dict]:
