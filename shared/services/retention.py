@@ -16,7 +16,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from shared.db import Database
-from shared.models import UNFINISHED, Attempt, Delivery, Event
+from shared.models import UNFINISHED, Delivery, Event
 from shared.services import console_access
 from shared.settings import Settings
 from shared.store import events
@@ -39,9 +39,10 @@ def purge_batch(session: Session, cutoff: datetime, limit: int = BATCH_SIZE) -> 
     ids = session.scalars(old).all()
     if not ids:
         return 0
-    delivery_ids = select(Delivery.id).where(Delivery.event_id.in_(ids))
-    session.execute(delete(Attempt).where(Attempt.delivery_id.in_(delivery_ids)))
-    session.execute(delete(Delivery).where(Delivery.event_id.in_(ids)))
+    # Their deliveries and attempts go with them (ON DELETE CASCADE), each looked up once by
+    # its key. Deleting attempts and deliveries first, by statements of their own, made the
+    # same lookups, and then the cascades looked again and found nothing: 1.6-1.7 times the
+    # time on a history of 10 million deliveries.
     session.execute(delete(Event).where(Event.id.in_(ids)))
     return len(ids)
 
