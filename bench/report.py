@@ -469,7 +469,7 @@ def _server_rows(result: dict, floor: dict) -> list[Row]:
 
 
 def _size_rows(size: dict, ingest: dict) -> list[Row]:
-    """Each figure on the loaded history against the same on empty tables (≤ 1.5 ×)."""
+    """Each figure on the loaded history against the same on small tables (≤ 1.5 ×)."""
     if not size.get("loaded"):
         return []
     empty, loaded, ratios = size["empty"], size["loaded"], size["ratios"]
@@ -484,13 +484,13 @@ def _size_rows(size: dict, ingest: dict) -> list[Row]:
     for label, key, unit in figures:
         ratio = ratios.get(key)
         out.append(
-            Row("size", f"{label}: empty → loaded", f"{empty[key]}{unit} → {loaded[key]}{unit}"
+            Row("size", f"{label}: small → loaded", f"{empty[key]}{unit} → {loaded[key]}{unit}"
                 f" ({ratio} ×)", "≤ 1.5 ×", ratio is not None and ratio <= 1.5)
         )  # fmt: skip
     for page, timing in loaded["pages"].items():
         ratio = ratios.get(f"page {page}")
         out.append(
-            Row("size", f"{page}, p95: empty → loaded",
+            Row("size", f"{page}, p95: small → loaded",
                 f"{empty['pages'][page]['p95_ms']} → {timing['p95_ms']} ms ({ratio} ×)",
                 "≤ 1.5 ×", ratio is not None and ratio <= 1.5)
         )  # fmt: skip

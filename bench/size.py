@@ -1,10 +1,12 @@
-"""The same figures on empty tables and on a year-like history: do the costs stay flat?
+"""The same figures on small tables and on a year-like history: do the costs stay flat?
 
-First on the bench's near-empty tables, then after loading a history with PostgreSQL's bulk
-paths (INSERT ... SELECT over generate_series, secondary indexes built after the rows, foreign
-key triggers off during the load): `--size-rows` deliveries (10 million; quick: 1 million) and
-about as many attempts over 31 days, in 1,000 wallets of 10 webhooks each, 1 % failed, and 100
-failing webhooks with 100 waiting deliveries each. Measured each time:
+First on small tables (the reader's own history of 2,000 deliveries, so that every page it
+reads is full, and what the measurements publish), then after loading a history around it
+with PostgreSQL's bulk paths (INSERT ... SELECT over generate_series, secondary indexes built
+after the rows, foreign key triggers off during the load): `--size-rows` deliveries
+(10 million; quick: 1 million) and about as many attempts over 31 days, in 1,000 wallets of
+10 webhooks each, 1 % failed, and 100 failing webhooks with 100 waiting deliveries each.
+Measured each time:
 
 - publish p95 at a steady 100 events/s through the API (the API alone, as `purge` does);
 - drain: a backlog of `--events` through the workers, first to last arrival;
@@ -39,6 +41,8 @@ from shared.services.webhooks import WebhookRequest, create_webhook
 WALLETS, WEBHOOKS_PER_WALLET = 1_000, 10
 FAILING_WEBHOOKS, WAITING_PER_FAILING = 100, 100
 FAILED_SHARE = 0.01
+# The reader's history: 2,000 deliveries over its 10 webhooks, about 100 of them failed.
+READER_EVENTS, READER_FAILED_SHARE = 200, 0.05
 HISTORY_DAYS = 31  # one day more than RETENTION_DAYS: the oldest day is the purge's work
 ASKED = 20  # requests per page measured
 SWEEPS = 3
@@ -53,7 +57,7 @@ BODY = json.dumps(
 def size(ctx: Context) -> dict:
     rows = ctx.options.size_rows
     tenant, reader = _size_tenants(ctx)
-    result = {"history_rows": rows}
+    result = {"history_rows": rows, "reader_deliveries": _reader_history(ctx, reader)}
     result["empty"] = _measure(ctx, tenant, reader)
     result["load"] = load_history(ctx, [tenant.wallet_id, reader.wallet_id], rows)
     result["loaded"] = _measure(ctx, tenant, reader, purge=True)
@@ -219,11 +223,28 @@ def _purge(ctx: Context) -> dict:
     }
 
 
+def _reader_history(ctx: Context, reader: Tenant) -> int:
+    """The reader's own history, the same on the small tables and on the loaded ones: every
+    page it reads is full (50 rows, failed ones too, and more than 1,000 for the offset), so
+    that the two figures differ by the tables' size alone, not by the rows a page shows."""
+    with ctx.db.engine.begin() as connection:
+        wallets = {"wallets": [reader.wallet_id]}
+        connection.execute(text(_EVENTS), {**wallets, "count": READER_EVENTS, "body": BODY})
+        connection.execute(text(_DELIVERIES), {**wallets, "failed": READER_FAILED_SHARE})
+        connection.execute(text(_ATTEMPTS), wallets)
+        return connection.execute(
+            text("SELECT count(*) FROM deliveries WHERE wallet_id = :wallet"),
+            {"wallet": reader.wallet_id},
+        ).scalar()
+
+
 def load_history(ctx: Context, measured: list[uuid.UUID], rows: int) -> dict:
-    """The wallets and webhooks through the services, the history in bulk; seconds each step."""
+    """The wallets and webhooks through the services, the history in bulk; seconds each step.
+    The reader (`measured[1]`) has its history already."""
     steps = {}
     started = time.monotonic()
     wallets = _history_wallets(ctx, measured)
+    loaded = {"wallets": [wallet for wallet in wallets if wallet != measured[1]]}
     steps["wallets_and_webhooks_s"] = round(time.monotonic() - started, 1)
     with ctx.db.engine.begin() as connection:
         connection.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
@@ -244,13 +265,13 @@ def load_history(ctx: Context, measured: list[uuid.UUID], rows: int) -> dict:
             connection.execute(text(f'DROP INDEX "{name}"'))
         timed = time.monotonic()
         events = rows // WEBHOOKS_PER_WALLET
-        connection.execute(text(_EVENTS), {"wallets": wallets, "count": events, "body": BODY})
+        connection.execute(text(_EVENTS), {**loaded, "count": events, "body": BODY})
         steps["events_s"] = round(time.monotonic() - timed, 1)
         timed = time.monotonic()
-        connection.execute(text(_DELIVERIES), {"wallets": wallets, "failed": FAILED_SHARE})
+        connection.execute(text(_DELIVERIES), {**loaded, "failed": FAILED_SHARE})
         steps["deliveries_s"] = round(time.monotonic() - timed, 1)
         timed = time.monotonic()
-        connection.execute(text(_ATTEMPTS), {"wallets": wallets})
+        connection.execute(text(_ATTEMPTS), loaded)
         steps["attempts_s"] = round(time.monotonic() - timed, 1)
         timed = time.monotonic()
         failing = connection.execute(
