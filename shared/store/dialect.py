@@ -10,6 +10,7 @@ caller's transaction. Each statement module keeps its two forms side by side and
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,6 +19,12 @@ from sqlalchemy.engine import Connection, Engine
 
 # Any constant: it serialises concurrent releases and web starts on PostgreSQL.
 MIGRATION_LOCK_ID = 7_240_113
+
+# A quoted literal (kept as written), a comment, or a run of whitespace.
+_SQL_TOKEN = re.compile(r"'(?:[^']|'')*'|--[^\n]*|\s+")
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+_SPACED = re.compile(r" ?([(),=]) ?")
+_SPACES = re.compile(r" {2,}")
 
 
 def is_postgres(conn: Connection) -> bool:
@@ -45,8 +52,21 @@ class CompiledOnce:
                 name: value.value if isinstance(value, enum.Enum) else value
                 for name, value in compiled.params.items()
             }
-            self._sql = str(compiled)
+            self._sql = compact(str(compiled))
         return conn.exec_driver_sql(self._sql, {**self._constants, **params})
+
+
+def compact(sql: str) -> str:
+    """The statement without its comments and the whitespace that only lays it out.
+
+    psycopg converts a statement's placeholders on every execution and keeps the result only
+    for statements of up to 4,096 bytes: the publish statement, 6,136 bytes as written, was
+    converted again on every publish (0.1 to 0.2 ms of the API's CPU). Compacted, it is 3,922.
+    """
+    spaced = _SQL_TOKEN.sub(lambda token: token[0] if token[0][0] == "'" else " ", sql)
+    parts = _QUOTED.split(spaced)  # literals at the odd places
+    parts[::2] = [_SPACED.sub(r"\1", _SPACES.sub(" ", part)) for part in parts[::2]]
+    return "".join(parts).strip()
 
 
 def minute_of(conn: Connection, column):
