@@ -11,6 +11,7 @@ import uuid
 
 from sqlalchemy import text
 
+from bench import transitions
 from bench.context import Context
 from bench.fixtures import clear_events, connection_event, flush_redis, make_tenant
 from bench.procs import free_port
@@ -120,6 +121,9 @@ def ordered(ctx: Context) -> dict:
                     chunk, json.loads(published.body)["events"], strict=True
                 ):
                     sequence[record].append(envelope["id"])
+        # Counted from here: a delivery stored waiting behind its record is an insert, not a
+        # park; its release, and any park at the webhook's cap and its release, are counted.
+        transitions.install(ctx.db)
         workers = ctx.stack.workers(ctx.options.workers)
         beat = ctx.stack.beat()
         try:
@@ -129,6 +133,8 @@ def ordered(ctx: Context) -> dict:
                 time.sleep(0.5)
         finally:
             ctx.registry.stop(*workers, beat, grace=5.0)
+        moved = transitions.count(ctx.db, tenant.webhook_id, time.time(), set())
+        transitions.drop(ctx.db)
         first, last, delivered = _window(ctx)
         arrivals = ctx.receiver.arrivals(path)
         inversions = sum(
@@ -143,6 +149,9 @@ def ordered(ctx: Context) -> dict:
             "seconds": round(window, 3),
             "rate": round(delivered / window, 1) if window else 0.0,
             "inversions": inversions,
+            "parks": moved["rows"].get("park", 0),
+            "releases": moved["rows"].get("release", 0),
+            "release_statements": moved["statements"].get("release", 0),
         }
     clear_events(ctx.db)
     result["ratio"] = round(result["record"]["rate"] / result["none"]["rate"], 2)

@@ -321,6 +321,13 @@ def _producer_rows(batch: dict, ordered: dict) -> list[Row]:
             Row("ordered", "inversions at the receiver, unordered webhook",
                 str(none["inversions"])),
         ]  # fmt: skip
+        for label, figures in (("unordered", none), ("ordered", record)):
+            if "parks" in figures:
+                out.append(Row(
+                    "ordered", f"{label}: parks at the cap; releases (rows / statements)",
+                    f"{figures['parks']:,}; {figures['releases']:,} /"
+                    f" {figures['release_statements']:,}",
+                ))  # fmt: skip
     return out
 
 
