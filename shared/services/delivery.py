@@ -245,6 +245,24 @@ class Deliverer:
             self.slots.expect_waiting(webhook, UNTIL_NONE_WAIT)
         return released
 
+    def _to_waiters_here(self, webhook_id: uuid.UUID, handed: list[Slot]) -> list[Slot]:
+        """Slots handed over to deliveries waiting in the database go first to this process's
+        tasks of the webhook waiting in their threads; the rest, to be released with them.
+
+        A slot released with a delivery travels in its message and stands idle until the
+        message is taken, while these tasks would use it at once; without this, their waits
+        ran out, they parked too, and more slots travelled in messages: the webhook's
+        deliveries then went at half the pace. The delivery waiting in the database keeps
+        its count, so that a later slot is handed to it."""
+        webhook = str(webhook_id)
+        rest = []
+        for slot in handed:
+            if self.waiters.give(webhook, slot, time.monotonic()):
+                self.slots.parked(webhook)
+            else:
+                rest.append(slot)
+        return rest
+
     def hand_over(self, webhook_id: uuid.UUID, handed: list[Slot]) -> list[Outgoing]:
         """Release as many waiting deliveries as slots were handed over, each with its slot."""
         if not handed:
@@ -338,7 +356,8 @@ class Deliverer:
             raise
         released = noted.to_send
         if held is not None:
-            released += self.hand_over(claim.webhook_id, held.handed)
+            handed = self._to_waiters_here(claim.webhook_id, held.handed)
+            released += self.hand_over(claim.webhook_id, handed)
         if noted.recovered:
             released += self.resume_after_recovery(claim.webhook_id)
         if claim.record_key is not None and verdict.outcome in ENDED:
