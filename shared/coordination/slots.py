@@ -307,11 +307,11 @@ class Slots:
         than counted reset the count can leave deliveries waiting with none counted.)"""
         self._expect(keys=[_keys(webhook)[3]], args=[count, KEEP_SECONDS])
 
-    def parked(self, webhook: str) -> None:
-        """One more delivery of the webhook waits in the database for a slot."""
+    def parked(self, webhook: str, count: int = 1) -> None:
+        """`count` more deliveries of the webhook wait in the database for a slot."""
         waiting = _keys(webhook)[3]
         pipe = self.redis.pipeline(transaction=False)
-        pipe.incr(waiting)
+        pipe.incrby(waiting, count)
         pipe.expire(waiting, KEEP_SECONDS)
         pipe.execute()
 

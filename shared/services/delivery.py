@@ -255,12 +255,14 @@ class Deliverer:
         deliveries then went at half the pace. The delivery waiting in the database keeps
         its count, so that a later slot is handed to it."""
         webhook = str(webhook_id)
-        rest = []
+        given, rest = 0, []
         for slot in handed:
             if self.waiters.give(webhook, slot, time.monotonic()):
-                self.slots.parked(webhook)
+                given += 1
             else:
                 rest.append(slot)
+        if given:  # one round trip, however many slots went to tasks here
+            self.slots.parked(webhook, given)
         return rest
 
     def hand_over(self, webhook_id: uuid.UUID, handed: list[Slot]) -> list[Outgoing]:
