@@ -25,7 +25,11 @@ SCENARIOS = (
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small and short: 2 to 3 minutes")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller and shorter runs of every scenario (about 15 minutes on 2 cores)",
+    )
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--events", type=int, help="drain backlog (20,000; quick: 2,000)")
     parser.add_argument("--duration", type=float, help="seconds of load (30; quick: 8)")

@@ -10,10 +10,11 @@ import redis
 
 from shared.coordination.outstanding import Outstanding, queue_of
 from shared.store.rows import Outgoing
+from worker.broker import queued_message
 from worker.celery_app import celery_app, settings
 
 DELIVER_TASK = "webhooks.deliver"
-PIPELINE_MESSAGES = 500  # messages per Redis pipeline when many are sent at once
+SCRIPT_MESSAGES = 500  # messages per Redis script call when many are sent at once
 SENT_AT = "sent_at"
 
 
@@ -24,24 +25,21 @@ def outstanding() -> Outstanding:
 
 
 def send_deliveries(deliveries: Sequence[Outgoing]) -> None:
-    """One task per delivery, over one broker connection, each on the queue its wallet's
-    outstanding messages give it (`shared.coordination.outstanding`)."""
-    entries = outstanding().send([(d.id, d.wallet_id) for d in deliveries])
-    _publish(list(zip(deliveries, entries, strict=True)))
+    """One task per delivery, each on the queue its wallet's outstanding messages give it
+    (`shared.coordination.outstanding`)."""
+    _send(deliveries)
 
 
 def send_released(deliveries: Sequence[Outgoing]) -> None:
     """Tasks for deliveries a worker released from waiting in the database, on the retry
     queue (`Outstanding.send`)."""
-    entries = outstanding().send([(d.id, d.wallet_id) for d in deliveries], released=True)
-    _publish(list(zip(deliveries, entries, strict=True)))
+    _send(deliveries, released=True)
 
 
 def send_later(delivery: Outgoing, seconds: float) -> None:
     """The delivery's task, to run `seconds` from now: its moment under its webhook's rate
     limit is reserved already."""
-    (entry,) = outstanding().send([(delivery.id, delivery.wallet_id)], due=time.time() + seconds)
-    _publish([(delivery, entry)], countdown=seconds, reserved=True)
+    _send([delivery], due=time.time() + seconds, countdown=seconds, reserved=True)
 
 
 def task_kwargs(delivery: Outgoing, entry: str, reserved: bool = False) -> dict:
@@ -61,45 +59,51 @@ def task_kwargs(delivery: Outgoing, entry: str, reserved: bool = False) -> dict:
     return kwargs
 
 
-def _publish(messages: list[tuple[Outgoing, str]], countdown=None, reserved=False) -> None:
-    """Each message is Celery's own (its protocol's headers and body, built by Celery),
-    published straight to its queue's list: `send_task`'s routing, option merging, signals and
-    argument reprs serve tasks in general, and here the options never change.
-    """
+def _send(deliveries: Sequence[Outgoing], due=None, released=False, countdown=None, reserved=False):
+    """Register the deliveries' messages as outstanding and push them onto their queues, in one
+    Redis script call per SCRIPT_MESSAGES. If a call fails, which of the messages arrived is
+    unknown, as when a loop of publishes fails halfway: the caller leaves them all to the sweep,
+    and a message sent twice finds its delivery claimed or done."""
     # When the message was sent: the sweep compares it with the deliveries' enqueued_at to
     # tell which ones may still be queued.
     sent_at = time.time()
-    conf = celery_app.conf
-    with celery_app.producer_or_acquire() as producer, producer.batch(PIPELINE_MESSAGES):
-        # The messages go to Redis in one pipeline, not one round trip each. If it fails,
-        # which of them arrived is unknown, as when a loop of publishes failed halfway: the
-        # caller leaves them all to the sweep, and a message sent twice finds its delivery
-        # claimed or done.
-        for delivery, entry in messages:
-            args = [str(delivery.id)]
-            kwargs = task_kwargs(delivery, entry, reserved)
-            message = celery_app.amqp.as_task_v2(
-                str(uuid.uuid4()),
-                DELIVER_TASK,
-                args,
-                kwargs,
-                countdown=countdown,
-                # The worker's log shows these; given, Celery need not build them itself.
-                argsrepr=repr(args),
-                kwargsrepr=repr(kwargs),
-            )
-            message.headers[SENT_AT] = sent_at
-            producer.publish(
-                message.body,
-                # The anonymous exchange puts the message straight onto the queue's list, with
-                # no binding to look up (none survives Redis being emptied) and no declaration.
-                exchange="",
-                routing_key=queue_of(entry),
-                declare=[],
-                serializer=conf.task_serializer,
-                delivery_mode=2,
-                headers=message.headers,
-                retry=True,
-                retry_policy=conf.task_publish_retry_policy,
-                **message.properties,
-            )
+    for start in range(0, len(deliveries), SCRIPT_MESSAGES):
+        chunk = deliveries[start : start + SCRIPT_MESSAGES]
+        tasks = [_task(delivery, countdown, reserved, sent_at) for delivery in chunk]
+        outstanding().send(
+            [(delivery.id, delivery.wallet_id) for delivery in chunk],
+            due=due,
+            released=released,
+            message_for=lambda index, entry, tasks=tasks: _queued(tasks[index], entry),
+        )
+
+
+def _task(delivery: Outgoing, countdown, reserved: bool, sent_at: float):
+    """Celery's own message for the delivery's task (its protocol's headers and body, built by
+    Celery), its entry still to be named: `send_task`'s routing, option merging, signals and
+    argument reprs serve tasks in general, and here the options never change."""
+    args = [str(delivery.id)]
+    kwargs = task_kwargs(delivery, "", reserved)
+    task = celery_app.amqp.as_task_v2(
+        str(uuid.uuid4()),
+        DELIVER_TASK,
+        args,
+        kwargs,
+        countdown=countdown,
+        # The worker's log shows these; given, Celery need not build them itself (the
+        # kwargs' once the entry is named).
+        argsrepr=repr(args),
+        kwargsrepr="",
+    )
+    task.headers[SENT_AT] = sent_at
+    return task
+
+
+def _queued(task, entry: str) -> str:
+    """The task's message under `entry`, for the queue the entry names."""
+    kwargs = task.body[1]
+    kwargs["entry"] = entry
+    task.headers["kwargsrepr"] = repr(kwargs)
+    return queued_message(
+        task.body, task.headers, task.properties, queue_of(entry), celery_app.conf.task_serializer
+    )

@@ -17,7 +17,7 @@ import time
 import uuid
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import redis
@@ -30,32 +30,44 @@ OVERDUE_CHUNK = 500  # wallets' sets read per round trip
 _NO_WALLET = "none"  # operational events about no wallet
 
 # KEYS: one set per wallet. ARGV: now, due, keep, share, the queue to take ('' = decide), the
-# first queue, then per wallet: its bulk lane, its number of new messages, their entry names
-# without the queue ("<delivery id>|<token>"). Returns each new entry's full name, in order.
+# first queue, '1' to push the messages too, then per wallet: its bulk lane, its number of new
+# messages, and per message: its entry name without the queue ("<delivery id>|<token>"), then,
+# when pushing, the message for each queue it may take (the forced one, or first then bulk).
+# Returns each new entry's full name, in order.
 _SEND = """
 local now, due, keep, share = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local forced, first = ARGV[5], ARGV[6]
-local at, taken = 7, {}
+local forced, first, push = ARGV[5], ARGV[6], ARGV[7] == '1'
+local stride = 1
+if push then
+  if forced == '' then stride = 3 else stride = 2 end
+end
+local at, taken = 8, {}
 for _, key in ipairs(KEYS) do
   local bulk = ARGV[at]
   local count = tonumber(ARGV[at + 1])
   at = at + 2
   local ahead = redis.call('ZCOUNT', key, '-inf', now)
   for j = 0, count - 1 do
-    local queue = forced
+    local item = at + j * stride
+    local queue, message = forced, ARGV[item + 1]
     if queue == '' then
-      if ahead + j < share then queue = first else queue = bulk end
+      if ahead + j < share then queue = first else queue = bulk; message = ARGV[item + 2] end
     end
-    local entry = ARGV[at + j] .. '|' .. queue
+    local entry = ARGV[item] .. '|' .. queue
     redis.call('ZADD', key, due, entry)
+    if push then redis.call('LPUSH', queue, message) end
     taken[#taken + 1] = entry
   end
-  at = at + count
+  at = at + count * stride
   redis.call('EXPIRE', key, keep)
   redis.call('SADD', 'out:wallets', key)
 end
 return taken
 """
+
+# The message to push for messages[index] under its full entry name (its queue is
+# `queue_of(entry)`): what the broker's consumer reads from that queue's list.
+MessageFor = Callable[[int, str], str]
 
 
 class Entry(NamedTuple):
@@ -96,32 +108,40 @@ class Outstanding:
         messages: Sequence[tuple[uuid.UUID, object]],
         due: float | None = None,
         released: bool = False,
+        message_for: MessageFor | None = None,
     ) -> list[str]:
         """Register messages (delivery id, wallet id) about to be sent; each one's entry, in
         order (its queue is `queue_of(entry)`). First attempts share the first queue up to each
         wallet's share; with `due` (epoch seconds: a retry, or a delivery held for its rate
         limit) they take the retry queue and are due then. `released` deliveries (waiting ones
         whose webhook can take them now) take the retry queue too: their webhook's slot is
-        theirs already, and behind their wallet's backlog it would stand idle."""
-        now = time.time()
-        by_wallet: dict[str, list] = defaultdict(list)
-        order: dict[str, list[int]] = defaultdict(list)
+        theirs already, and behind their wallet's backlog it would stand idle.
+
+        With `message_for`, the messages themselves go onto their queues in the same script:
+        one round trip, and an entry is never there without its message, nor the reverse. A
+        first attempt's queue is decided inside the script, so each of its messages is made
+        for both queues it may take."""
+        forced = queues.RETRY if due is not None or released else ""
+        by_wallet: dict[str, list[tuple[int, uuid.UUID, object]]] = defaultdict(list)
         for index, (delivery_id, wallet_id) in enumerate(messages):
-            key = wallet_key(wallet_id)
-            by_wallet[key].append((delivery_id, wallet_id))
-            order[key].append(index)
+            by_wallet[wallet_key(wallet_id)].append((index, delivery_id, wallet_id))
+        now = time.time()
         argv: list = [now, due if due is not None else now, KEEP_SECONDS, self.share]
-        argv += [queues.RETRY if due is not None or released else "", queues.FIRST]
-        for entries in by_wallet.values():
-            argv += [bulk_lane(entries[0][1]), len(entries)]
-            argv += [f"{delivery_id}|{secrets.token_hex(4)}" for delivery_id, _ in entries]
-        taken = self._send(keys=list(by_wallet), args=argv)
+        argv += [forced, queues.FIRST, "1" if message_for is not None else "0"]
+        for items in by_wallet.values():
+            lane = bulk_lane(items[0][2])
+            argv += [lane, len(items)]
+            candidates = (forced,) if forced else (queues.FIRST, lane)
+            for index, delivery_id, _ in items:
+                name = f"{delivery_id}|{secrets.token_hex(4)}"
+                argv.append(name)
+                if message_for is not None:
+                    argv += [message_for(index, f"{name}|{queue}") for queue in candidates]
+        taken = iter(self._send(keys=list(by_wallet), args=argv))
         names = [""] * len(messages)
-        position = 0
-        for key in by_wallet:
-            for index in order[key]:
-                names[index] = taken[position].decode()
-                position += 1
+        for items in by_wallet.values():
+            for index, _, _ in items:
+                names[index] = next(taken).decode()
         return names
 
     def done(self, wallet_id, entry: str) -> None:
