@@ -7,80 +7,103 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from shared.models import UNFINISHED, Delivery, DeliveryStatus, Webhook, WebhookStatus
 from shared.store.conditions import RECORD_FREE, TO_SEND, WEBHOOK_OPEN
+from shared.store.dialect import CompiledOnce, is_postgres
 from shared.store.rows import Outgoing
 
 PENDING, WAITING = DeliveryStatus.PENDING, DeliveryStatus.WAITING
 _SENT = TO_SEND
 
 
+# Up to `limit` of a webhook's waiting deliveries, oldest first, back to pending while it takes
+# attempts. A delivery behind an earlier one of its record stays waiting (the end of that one
+# releases it).
+_RELEASE_WAITING = (
+    update(Delivery)
+    .where(
+        Delivery.id.in_(
+            select(Delivery.id)
+            .where(
+                Delivery.webhook_id == bindparam("b_webhook_id"),
+                Delivery.status == WAITING,
+                Delivery.next_attempt_at <= bindparam("now"),
+                RECORD_FREE,
+            )
+            .order_by(Delivery.created_at, Delivery.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        ),
+        exists().where(
+            Webhook.id == bindparam("b_webhook_id"),
+            Webhook.status == WebhookStatus.ACTIVE,
+            or_(Webhook.hold_until.is_(None), Webhook.hold_until <= bindparam("now")),
+        ),
+    )
+    .values(status=PENDING, enqueued_at=bindparam("now"), updated_at=bindparam("now"))
+    .returning(*_SENT)
+)
+# A record's next delivery, if nothing earlier of the record is unfinished. Pending ones count
+# too: one refused by its claim a moment ago may not be parked yet. The row lock waits (no SKIP
+# LOCKED) so that a park running now is seen, not skipped.
+_RELEASE_NEXT_OF_RECORD = (
+    update(Delivery)
+    .where(
+        Delivery.id.in_(
+            select(Delivery.id)
+            .where(
+                Delivery.webhook_id == bindparam("b_webhook_id"),
+                Delivery.record_key == bindparam("b_record_key"),
+                # Each status its own comparison: the text is fixed once compiled.
+                or_(Delivery.status == WAITING, Delivery.status == PENDING),
+                Delivery.next_attempt_at <= bindparam("now"),
+                RECORD_FREE,
+            )
+            .order_by(Delivery.seq)
+            .limit(1)
+            .with_for_update()
+            .scalar_subquery()
+        ),
+        WEBHOOK_OPEN,
+    )
+    .values(status=PENDING, enqueued_at=bindparam("now"), updated_at=bindparam("now"))
+    .returning(*_SENT)
+)
+# Each runs after attempts end, on the hot path of capped and ordered webhooks: on PostgreSQL
+# compiled once and handed to the driver as text. (Parameters named after a column take `b_`:
+# SQLAlchemy keeps those names for the SET clause.)
+_PG_RELEASE_WAITING = CompiledOnce(_RELEASE_WAITING)
+_PG_RELEASE_NEXT_OF_RECORD = CompiledOnce(_RELEASE_NEXT_OF_RECORD)
+
+
 def release_waiting(
     conn: Connection, webhook_id: uuid.UUID, limit: int, now: datetime
 ) -> list[Outgoing]:
-    """Up to `limit` of the webhook's waiting deliveries, oldest first, back to pending while it
-    takes attempts. A delivery behind an earlier one of its record stays waiting (the end of
-    that one releases it)."""
-    oldest = (
-        select(Delivery.id)
-        .where(
-            Delivery.webhook_id == webhook_id,
-            Delivery.status == WAITING,
-            Delivery.next_attempt_at <= now,
-            RECORD_FREE,
-        )
-        .order_by(Delivery.created_at, Delivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    open_webhook = exists().where(
-        Webhook.id == webhook_id,
-        Webhook.status == WebhookStatus.ACTIVE,
-        or_(Webhook.hold_until.is_(None), Webhook.hold_until <= now),
-    )
-    statement = (
-        update(Delivery)
-        .where(Delivery.id.in_(oldest), open_webhook)
-        .values(status=PENDING, enqueued_at=now, updated_at=now)
-        .returning(*_SENT)
-    )
-    return [Outgoing.of(row) for row in conn.execute(statement)]
+    """Up to `limit` of the webhook's waiting deliveries go back to pending
+    (`_RELEASE_WAITING`)."""
+    params = {"b_webhook_id": webhook_id, "limit": limit, "now": now}
+    if is_postgres(conn):
+        rows = _PG_RELEASE_WAITING(conn, params)
+    else:
+        rows = conn.execute(_RELEASE_WAITING, params)
+    return [Outgoing.of(row) for row in rows]
 
 
 def release_next_of_record(
     conn: Connection, webhook_id: uuid.UUID, record_key: str, now: datetime
 ) -> list[Outgoing]:
     """A delivery of an ordered record ended: the record's next one, if nothing earlier is
-    unfinished, goes now.
-
-    Pending ones count too: one refused by its claim a moment ago may not be parked yet. The
-    row lock waits (no SKIP LOCKED) so that a park running now is seen, not skipped.
-    """
-    head = (
-        select(Delivery.id)
-        .where(
-            Delivery.webhook_id == webhook_id,
-            Delivery.record_key == record_key,
-            Delivery.status.in_((WAITING, PENDING)),
-            Delivery.next_attempt_at <= now,
-            RECORD_FREE,
-        )
-        .order_by(Delivery.seq)
-        .limit(1)
-        .with_for_update()
-        .scalar_subquery()
-    )
-    statement = (
-        update(Delivery)
-        .where(Delivery.id.in_(head), WEBHOOK_OPEN)
-        .values(status=PENDING, enqueued_at=now, updated_at=now)
-        .returning(*_SENT)
-    )
-    return [Outgoing.of(row) for row in conn.execute(statement, {"now": now})]
+    unfinished, goes now (`_RELEASE_NEXT_OF_RECORD`)."""
+    params = {"b_webhook_id": webhook_id, "b_record_key": record_key, "now": now}
+    if is_postgres(conn):
+        rows = _PG_RELEASE_NEXT_OF_RECORD(conn, params)
+    else:
+        rows = conn.execute(_RELEASE_NEXT_OF_RECORD, params)
+    return [Outgoing.of(row) for row in rows]
 
 
 def start_probe(
