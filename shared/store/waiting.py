@@ -19,91 +19,82 @@ PENDING, WAITING = DeliveryStatus.PENDING, DeliveryStatus.WAITING
 _SENT = TO_SEND
 
 
-# Up to `limit` of a webhook's waiting deliveries, oldest first, back to pending while it takes
-# attempts. A delivery behind an earlier one of its record stays waiting (the end of that one
-# releases it).
-_RELEASE_WAITING = (
-    update(Delivery)
+class _Release:
+    """An UPDATE that sets the chosen deliveries pending again and returns what their messages
+    carry. Each runs after attempts end, on the hot path of capped and ordered webhooks: on
+    PostgreSQL it is compiled once and handed to the driver as text. (Parameters named after a
+    column take `b_`: SQLAlchemy keeps those names for the SET clause.)"""
+
+    def __init__(self, chosen, *conditions):
+        self.statement = (
+            update(Delivery)
+            .where(Delivery.id.in_(chosen.scalar_subquery()), *conditions)
+            .values(status=PENDING, enqueued_at=bindparam("now"), updated_at=bindparam("now"))
+            .returning(*_SENT)
+        )
+        self._compiled = CompiledOnce(self.statement)
+
+    def __call__(self, conn: Connection, params: dict) -> list[Outgoing]:
+        if is_postgres(conn):
+            rows = self._compiled(conn, params)
+        else:
+            rows = conn.execute(self.statement, params)
+        return [Outgoing.of(row) for row in rows]
+
+
+# Up to `limit` of a webhook's waiting deliveries, oldest first, while it takes attempts. A
+# delivery behind an earlier one of its record stays waiting (the end of that one releases it).
+_RELEASE_WAITING = _Release(
+    select(Delivery.id)
     .where(
-        Delivery.id.in_(
-            select(Delivery.id)
-            .where(
-                Delivery.webhook_id == bindparam("b_webhook_id"),
-                Delivery.status == WAITING,
-                Delivery.next_attempt_at <= bindparam("now"),
-                RECORD_FREE,
-            )
-            .order_by(Delivery.created_at, Delivery.id)
-            .limit(bindparam("limit"))
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        ),
-        exists().where(
-            Webhook.id == bindparam("b_webhook_id"),
-            Webhook.status == WebhookStatus.ACTIVE,
-            or_(Webhook.hold_until.is_(None), Webhook.hold_until <= bindparam("now")),
-        ),
+        Delivery.webhook_id == bindparam("b_webhook_id"),
+        Delivery.status == WAITING,
+        Delivery.next_attempt_at <= bindparam("now"),
+        RECORD_FREE,
     )
-    .values(status=PENDING, enqueued_at=bindparam("now"), updated_at=bindparam("now"))
-    .returning(*_SENT)
+    .order_by(Delivery.created_at, Delivery.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True),
+    exists().where(
+        Webhook.id == bindparam("b_webhook_id"),
+        Webhook.status == WebhookStatus.ACTIVE,
+        or_(Webhook.hold_until.is_(None), Webhook.hold_until <= bindparam("now")),
+    ),
 )
 # A record's next delivery, if nothing earlier of the record is unfinished. Pending ones count
 # too: one refused by its claim a moment ago may not be parked yet. The row lock waits (no SKIP
 # LOCKED) so that a park running now is seen, not skipped.
-_RELEASE_NEXT_OF_RECORD = (
-    update(Delivery)
+_RELEASE_NEXT_OF_RECORD = _Release(
+    select(Delivery.id)
     .where(
-        Delivery.id.in_(
-            select(Delivery.id)
-            .where(
-                Delivery.webhook_id == bindparam("b_webhook_id"),
-                Delivery.record_key == bindparam("b_record_key"),
-                # Each status its own comparison: the text is fixed once compiled.
-                or_(Delivery.status == WAITING, Delivery.status == PENDING),
-                Delivery.next_attempt_at <= bindparam("now"),
-                RECORD_FREE,
-            )
-            .order_by(Delivery.seq)
-            .limit(1)
-            .with_for_update()
-            .scalar_subquery()
-        ),
-        WEBHOOK_OPEN,
+        Delivery.webhook_id == bindparam("b_webhook_id"),
+        Delivery.record_key == bindparam("b_record_key"),
+        # Each status its own comparison: the text is fixed once compiled.
+        or_(Delivery.status == WAITING, Delivery.status == PENDING),
+        Delivery.next_attempt_at <= bindparam("now"),
+        RECORD_FREE,
     )
-    .values(status=PENDING, enqueued_at=bindparam("now"), updated_at=bindparam("now"))
-    .returning(*_SENT)
+    .order_by(Delivery.seq)
+    .limit(1)
+    .with_for_update(),
+    WEBHOOK_OPEN,
 )
-# Each runs after attempts end, on the hot path of capped and ordered webhooks: on PostgreSQL
-# compiled once and handed to the driver as text. (Parameters named after a column take `b_`:
-# SQLAlchemy keeps those names for the SET clause.)
-_PG_RELEASE_WAITING = CompiledOnce(_RELEASE_WAITING)
-_PG_RELEASE_NEXT_OF_RECORD = CompiledOnce(_RELEASE_NEXT_OF_RECORD)
 
 
 def release_waiting(
     conn: Connection, webhook_id: uuid.UUID, limit: int, now: datetime
 ) -> list[Outgoing]:
-    """Up to `limit` of the webhook's waiting deliveries go back to pending
-    (`_RELEASE_WAITING`)."""
-    params = {"b_webhook_id": webhook_id, "limit": limit, "now": now}
-    if is_postgres(conn):
-        rows = _PG_RELEASE_WAITING(conn, params)
-    else:
-        rows = conn.execute(_RELEASE_WAITING, params)
-    return [Outgoing.of(row) for row in rows]
+    """Up to `limit` of the webhook's waiting deliveries go back to pending."""
+    return _RELEASE_WAITING(conn, {"b_webhook_id": webhook_id, "limit": limit, "now": now})
 
 
 def release_next_of_record(
     conn: Connection, webhook_id: uuid.UUID, record_key: str, now: datetime
 ) -> list[Outgoing]:
     """A delivery of an ordered record ended: the record's next one, if nothing earlier is
-    unfinished, goes now (`_RELEASE_NEXT_OF_RECORD`)."""
+    unfinished, goes now."""
     params = {"b_webhook_id": webhook_id, "b_record_key": record_key, "now": now}
-    if is_postgres(conn):
-        rows = _PG_RELEASE_NEXT_OF_RECORD(conn, params)
-    else:
-        rows = conn.execute(_RELEASE_NEXT_OF_RECORD, params)
-    return [Outgoing.of(row) for row in rows]
+    return _RELEASE_NEXT_OF_RECORD(conn, params)
 
 
 def start_probe(
