@@ -90,6 +90,17 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _write_lock_first(connection) -> None:
+    """Take SQLite's write lock before the transaction's first read.
+
+    SQLite ignores `FOR UPDATE`, and its default transaction takes the lock at its first write:
+    two workers could both read a webhook's failure count and both write it plus one, losing a
+    failure (a circuit that opened late). Writers then wait for each other (busy timeout)
+    instead of reading what another is about to change; readers outside a transaction do not
+    wait (WAL)."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class Database:
     """An engine, its one pool and its session factory; one per process.
 
@@ -126,6 +137,8 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed at the end of the block, or rolled back."""
         with self._sessions() as session, session.begin():
+            if self.is_sqlite:
+                _write_lock_first(session.connection())
             yield session
 
     def in_batches(self, work: Callable[[Session], T], seconds: float = float("inf"), then=None):
@@ -158,6 +171,7 @@ class Database:
         """
         if self.is_sqlite:
             with self.engine.begin() as connection:
+                _write_lock_first(connection)
                 yield connection
             return
         with self.engine.connect() as connection:
