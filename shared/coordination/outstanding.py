@@ -125,18 +125,22 @@ class Outstanding:
         by_wallet: dict[str, list[tuple[int, uuid.UUID, object]]] = defaultdict(list)
         for index, (delivery_id, wallet_id) in enumerate(messages):
             by_wallet[wallet_key(wallet_id)].append((index, delivery_id, wallet_id))
-        now = time.time()
-        argv: list = [now, due if due is not None else now, KEEP_SECONDS, self.share]
-        argv += [forced, queues.FIRST, "1" if message_for is not None else "0"]
+        per_wallet: list = []
         for items in by_wallet.values():
             lane = bulk_lane(items[0][2])
-            argv += [lane, len(items)]
+            per_wallet += [lane, len(items)]
             candidates = (forced,) if forced else (queues.FIRST, lane)
             for index, delivery_id, _ in items:
                 name = f"{delivery_id}|{secrets.token_hex(4)}"
-                argv.append(name)
+                per_wallet.append(name)
                 if message_for is not None:
-                    argv += [message_for(index, f"{name}|{queue}") for queue in candidates]
+                    per_wallet += [message_for(index, f"{name}|{queue}") for queue in candidates]
+        # Read once the messages are made (that takes milliseconds for a batch): the script
+        # counts a wallet's entries due by `now`, and an earlier `now` would miss the entries
+        # another process added meanwhile, letting a burst past its share of the first queue.
+        now = time.time()
+        argv: list = [now, due if due is not None else now, KEEP_SECONDS, self.share]
+        argv += [forced, queues.FIRST, "1" if message_for is not None else "0", *per_wallet]
         taken = iter(self._send(keys=list(by_wallet), args=argv))
         names = [""] * len(messages)
         for items in by_wallet.values():
