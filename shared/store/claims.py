@@ -8,6 +8,7 @@ another attempt is allowed.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 
@@ -107,6 +108,35 @@ def claim(conn: Connection, ids: list[uuid.UUID], params: dict) -> list[Claim]:
             for row in conn.execute(_SQLITE_CLAIM, {**params, "delivery_id": delivery_id})
         ]
     return [_claim_of(row) for row in rows]
+
+
+# A row held by another statement is skipped by the claim; but a release of waiting deliveries
+# (`store.waiting`) also holds, for the moment its statement runs, rows it looked at and found
+# no longer waiting: one of them can be a delivery released a moment before for this very
+# claim. Left there, it would stay pending with its message spent. Those still claimable are
+# claimed again after a pause (seconds, one after another).
+_HELD_ROW_PAUSES = (0.002, 0.01, 0.05)
+_PG_STILL_CLAIMABLE = CompiledOnce(
+    select(Delivery.id).where(
+        Delivery.id == any_(bindparam("ids", type_=ARRAY(Delivery.id.type))), *CLAIMABLE
+    )
+)
+
+
+def claim_held(conn: Connection, ids: list[uuid.UUID], params: dict) -> list[Claim]:
+    """Of these deliveries the claim did not take, those still claimable (their row was held
+    for a moment by another statement), taken now. Run after the blocked ones are parked."""
+    if not is_postgres(conn):
+        return []  # one writer, no row locks: nothing was skipped
+    taken: list[Claim] = []
+    for pause in _HELD_ROW_PAUSES:
+        held = [row.id for row in _PG_STILL_CLAIMABLE(conn, {**params, "ids": ids})]
+        if not held:
+            break
+        time.sleep(pause)
+        taken += claim(conn, held, params)
+        ids = [delivery_id for delivery_id in held if delivery_id not in {c.id for c in taken}]
+    return taken
 
 
 def _claim_of(row) -> Claim:

@@ -57,13 +57,18 @@ class DirectStore:
         with self.db.statements() as conn:
             taken = {claim.id: claim for claim in claims.claim(conn, delivery_ids, params)}
             unclaimed = [delivery_id for delivery_id in delivery_ids if delivery_id not in taken]
-            if unclaimed:  # duplicates, or deliveries whose webhook does not take attempts now
+            # Duplicates, deliveries whose webhook does not take attempts now, and rows another
+            # statement held.
+            if unclaimed:
                 try:
                     claims.park_blocked(conn, unclaimed, params)
                 except DBAPIError as exc:
                     # The claims are committed already: they must go out. What stays pending
                     # here is parked on its next message, or sent again by the sweep.
                     log.warning("could not park %d deliveries: %s", len(unclaimed), exc.code)
+                taken.update(
+                    (claim.id, claim) for claim in claims.claim_held(conn, unclaimed, params)
+                )
         # A duplicate message in the same batch gets nothing: pop, not get.
         return [taken.pop(delivery_id, None) for delivery_id in delivery_ids]
 

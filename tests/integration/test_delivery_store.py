@@ -5,6 +5,7 @@ statements; each task must still see exactly its own outcome.
 """
 
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -109,6 +110,25 @@ def test_concurrent_claims_take_each_delivery_once(db, settings):
             assert secrets and secrets[0].startswith("whsec_")
             assert '"type":"ConnectionUpdated"' in claim.body
     assert {_row(db, delivery_id).status for delivery_id in ids} == {"in_flight"}
+
+
+def test_a_delivery_whose_row_is_held_for_a_moment_is_claimed_all_the_same(db, settings):
+    """A release of waiting deliveries holds, for as long as its statement runs, rows it finds
+    no longer waiting: one may be the delivery it released a moment before, whose task is
+    claiming it now. That task must not skip it, or it stays pending with its message spent."""
+    if not db.engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL's row locks")
+    _, (delivery_id,) = _deliveries(db, settings, 1)
+    store = delivery_store(db, settings)
+    claimed = []
+    with db.engine.connect() as holder, holder.begin():
+        holder.execute(select(Delivery.id).where(Delivery.id == delivery_id).with_for_update())
+        claiming = threading.Thread(target=lambda: claimed.append(store.claim(delivery_id)))
+        claiming.start()
+        time.sleep(0.02)
+    claiming.join()
+    assert claimed[0] is not None and claimed[0].id == delivery_id
+    assert _row(db, delivery_id).status == "in_flight"
 
 
 def test_each_concurrent_record_gets_its_own_outcome(db, settings):
