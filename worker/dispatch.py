@@ -42,6 +42,12 @@ def send_later(delivery: Outgoing, seconds: float) -> None:
     _send([delivery], due=time.time() + seconds, countdown=seconds, reserved=True)
 
 
+def send_retry(delivery: Outgoing, seconds: float) -> None:
+    """The delivery's next attempt, `seconds` from now, on the retry queue: as Celery's own
+    retry of its task would send it."""
+    _send([delivery], due=time.time() + seconds, released=True, countdown=seconds)
+
+
 def task_kwargs(delivery: Outgoing, entry: str, reserved: bool = False) -> dict:
     """What a worker needs before it touches the database: the webhook (caps and rate), the
     host (per-host cap), the wallet and entry (its outstanding message), a slot handed over."""

@@ -28,10 +28,22 @@ from shared.store.stores import delivery_store
 from shared.throttle import WebhookLimiter
 from shared.tracing import tracing_for
 from worker.celery_app import celery_app, settings
-from worker.dispatch import DELIVER_TASK, SENT_AT, send_deliveries, send_later, send_released
+from worker.dispatch import (
+    DELIVER_TASK,
+    SENT_AT,
+    send_deliveries,
+    send_later,
+    send_released,
+    send_retry,
+)
 
 log = logging.getLogger(__name__)
 configure_logging(settings.log_level)
+# How many of an ordered record's next deliveries a task runs in line, and for how long it
+# starts more: a thread is not kept from the queues (and the other wallets' tasks) for more
+# than a few tasks' worth of attempts.
+RECORD_RUN_DELIVERIES = 8
+RECORD_RUN_SECONDS = 1.0
 
 
 class _Resources:
@@ -104,16 +116,13 @@ def _say_goodbye(**_):
 @celery_app.task(name=DELIVER_TASK, bind=True, max_retries=settings.webhook_max_retries)
 def deliver(self, delivery_id: str, **kwargs):
     resources = _Resources.get()
+    started = time.monotonic()
     message = Message(uuid.UUID(delivery_id), **_known(kwargs))
-    try:
-        done = resources.deliverer.run(message)
-    except OperationalError as exc:
-        # Its outstanding entry stays: the sweep sends it again once the database is back.
-        log.warning("database unreachable (%s): delivery %s waits", _reason(exc), delivery_id)
+    done = _run(resources, message)
+    if done is None:
         return Outcome.WAIT
-    send_after_commit(resources.db, send_released, done.to_send)
-    if done.come_back_in is not None:
-        _send_later(resources, message, done.come_back_in)
+    _after(resources, message, done)
+    _run_records_next(resources, done.next_of_record, started)
     if done.outcome != Outcome.RETRY:
         return done.outcome
     try:
@@ -140,6 +149,53 @@ def deliver(self, delivery_id: str, **kwargs):
         raise
 
 
+def _run(resources, message: Message):
+    """The delivery's attempt; None when the database is unreachable. Its outstanding entry
+    then stays, so that the sweep sends it again once the database is back."""
+    try:
+        return resources.deliverer.run(message)
+    except OperationalError as exc:
+        log.warning(
+            "database unreachable (%s): delivery %s waits", _reason(exc), message.delivery_id
+        )
+        return None
+
+
+def _after(resources, message: Message, done) -> None:
+    """What the attempt leaves to send: the deliveries it released, and itself again when its
+    rate limit's moment is a few seconds away."""
+    send_after_commit(resources.db, send_released, done.to_send)
+    if done.come_back_in is not None:
+        _send_later(resources, message, done.come_back_in)
+
+
+def _run_records_next(resources, following, started: float) -> None:
+    """The next delivery of an ordered record whose delivery just ended runs in this task, and
+    then that one's next: up to RECORD_RUN_DELIVERIES of them, none started once the task has
+    run RECORD_RUN_SECONDS. The one after those is sent a task of its own.
+
+    A record's events go out one after another, and each would otherwise pay a message and
+    a task, and wait behind the whole queue, before its attempt. Each runs as its own task
+    would (the webhook's slot, the thread shares, the claim), with no outstanding entry: the
+    row is pending for the moment between its release and its claim, and is claimed by this
+    worker after that (a lost worker's attempt is the sweep's, as any other)."""
+    for ran in range(RECORD_RUN_DELIVERIES + 1):
+        if following is None:
+            return
+        if ran == RECORD_RUN_DELIVERIES or time.monotonic() - started >= RECORD_RUN_SECONDS:
+            send_after_commit(resources.db, send_released, [following])
+            return
+        message = Message.of(following)
+        done = _run(resources, message)
+        if done is None:
+            # The sweep finds a pending delivery with no message (DELIVERY_STUCK_AFTER).
+            return
+        _after(resources, message, done)
+        if done.outcome == Outcome.RETRY:
+            _send_retry(resources, message, done.retry_in)
+        following = done.next_of_record
+
+
 def _reason(exc: OperationalError) -> str:
     return str(exc.orig).strip().splitlines()[0][:200] if exc.orig else type(exc).__name__
 
@@ -156,6 +212,15 @@ def _send_later(resources, message: Message, seconds: float) -> None:
     except Exception as exc:  # the broker is down: the row waits for the sweep
         log.warning("could not send a rate-limited delivery again (%s)", type(exc).__name__)
         resources.deliverer.store.park(message.delivery_id, "the broker was unreachable")
+
+
+def _send_retry(resources, message: Message, seconds: float) -> None:
+    """The next attempt of a delivery run in line (no message of its own to retry)."""
+    try:
+        send_retry(message.outgoing(slot=None), seconds)
+    except Exception as exc:  # the broker is down: the sweep sends it when it is due
+        log.warning("could not send a retry (%s); the sweep will", type(exc).__name__)
+        leave_for_sweep(resources.db, [message.delivery_id])
 
 
 def _oldest_queued(broker: redis.Redis) -> dict[str, float] | None:

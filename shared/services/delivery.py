@@ -59,6 +59,18 @@ class Message:
     slot: str | None = None  # a slot of the webhook handed to it
     reserved: bool = False  # its moment under the rate limit is reserved: this is it
 
+    @classmethod
+    def of(cls, outgoing: Outgoing) -> Message:
+        """The message a released delivery's task would carry (with no outstanding entry)."""
+        return cls(
+            outgoing.id,
+            webhook=str(outgoing.webhook_id) if outgoing.webhook_id else None,
+            host=outgoing.host,
+            wallet=str(outgoing.wallet_id) if outgoing.wallet_id else None,
+            rate=outgoing.rate_limit,
+            slot=outgoing.slot,
+        )
+
     def outgoing(self, **changes) -> Outgoing:
         """This delivery as a message to send again."""
         webhook = uuid.UUID(self.webhook) if self.webhook else None
@@ -75,6 +87,9 @@ class TaskResult:
     retry_in: float = 0.0  # RETRY: the seconds the task's retry waits
     to_send: list[Outgoing] = field(default_factory=list)  # deliveries released meanwhile
     come_back_in: float | None = None  # WAIT: send it again this many seconds from now
+    # The next delivery of the record this attempt ended, released: the caller runs it (in
+    # the same task) or sends its task.
+    next_of_record: Outgoing | None = None
 
 
 def record_attempt(
@@ -356,7 +371,7 @@ class Deliverer:
             if held is not None:
                 self.slots.give_back(held.handed)  # nobody will take them now
             raise
-        released = noted.to_send
+        released, following = noted.to_send, None
         if held is not None:
             handed = self._to_waiters_here(claim.webhook_id, held.handed)
             released += self.hand_over(claim.webhook_id, handed)
@@ -365,7 +380,9 @@ class Deliverer:
         if claim.record_key is not None and verdict.outcome in ENDED:
             # Its record's next delivery was waiting for this one to end: it goes now (the
             # sweep releases it too, should this process stop first).
-            released += self.store.release_next_of_record(claim.webhook_id, claim.record_key)
+            following = next(
+                iter(self.store.release_next_of_record(claim.webhook_id, claim.record_key)), None
+            )
         if self.metrics is not None:
             ended = verdict.outcome if verdict.outcome in ENDED else None
             self.metrics.attempt_finished(result.duration_ms, ended)
@@ -380,7 +397,7 @@ class Deliverer:
                 urlsplit(claim.url).hostname,
                 result.error or f"HTTP {result.status_code}",
             )
-        return TaskResult(verdict.outcome, verdict.retry_in, released)
+        return TaskResult(verdict.outcome, verdict.retry_in, released, next_of_record=following)
 
 
 @dataclass
