@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from shared import attempt_rules as rules
@@ -184,7 +184,7 @@ def tend_circuits(
     outgoing = []
     failing = session.scalars(
         select(Webhook)
-        .where(Webhook.status == WebhookStatus.FAILING)
+        .where(Webhook.status == WebhookStatus.FAILING, _to_tend(settings, now))
         .with_for_update(skip_locked=True, key_share=True)
     ).all()
     conn = session.connection()
@@ -218,6 +218,26 @@ def tend_circuits(
         # Parked at a cap after it was disabled: recorded, never attempted.
         waiting.fail_waiting(conn, webhook_id, "webhook disabled", now)
     return outgoing
+
+
+def _to_tend(settings: Settings, now: datetime):
+    """A failing webhook the sweep has something to do for: failing for long enough to be
+    disabled, due a probe and not held by a Retry-After, or with a probe that will not be
+    attempted. The others (most of them, most of the time: their probe is running, or not yet
+    due) are not read, so that a sweep's cost follows what it does, not how many webhooks fail."""
+    probe_live = exists().where(
+        Delivery.id == Webhook.probe_delivery_id,
+        Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)),
+    )
+    return or_(
+        Webhook.status_since <= now - timedelta(seconds=settings.disable_after),
+        and_(
+            Webhook.probe_delivery_id.is_(None),
+            Webhook.next_probe_at <= now,
+            or_(Webhook.hold_until.is_(None), Webhook.hold_until <= now),
+        ),
+        and_(Webhook.probe_delivery_id.is_not(None), ~probe_live),
+    )
 
 
 def _live_probes(session: Session, probe_ids: list) -> set:
